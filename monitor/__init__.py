@@ -1,0 +1,26 @@
+"""Monitor: the durable message archive (SQLModel), its engines and group-commit writer.
+
+Alert policy, outbox delivery, the review web and the audit log are added by later issues.
+"""
+
+from __future__ import annotations
+
+from monitor.archive import Archive, StoreResult
+from monitor.db import create_schema, make_engine, normalize_url
+from monitor.errors import MonitorError, StorageError, WriterClosed
+from monitor.models import InboundRecord, MessageRecord
+from monitor.writer import GroupCommitWriter
+
+__all__ = [
+    "Archive",
+    "GroupCommitWriter",
+    "InboundRecord",
+    "MessageRecord",
+    "MonitorError",
+    "StorageError",
+    "StoreResult",
+    "WriterClosed",
+    "create_schema",
+    "make_engine",
+    "normalize_url",
+]

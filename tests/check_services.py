@@ -37,10 +37,12 @@ def main() -> int:
         ("Redis", os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL), 6379),
     ]
     missing = []
-    for name, url, port in checks:
-        host, port, ok = _reachable(url, port)
+    for name, url, default_port in checks:
+        host, port, ok = _reachable(url, default_port)
         if not ok:
-            missing.append(f"  {name} is not reachable at {host}:{port}; start it with:\n    {START_HINTS[name]}")
+            missing.append(
+                f"  {name} is not reachable at {host}:{port}; start it with:\n    {START_HINTS[name]}"
+            )
     if missing:
         print("The test suite needs real services that are not running:", file=sys.stderr)
         print("\n".join(missing), file=sys.stderr)

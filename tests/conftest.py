@@ -36,7 +36,9 @@ def pg_url() -> str:
         with psycopg.connect(_libpq_url(PG_URL), connect_timeout=3) as conn:
             conn.execute("SELECT 1")
     except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable ({exc}); start it with: {START_HINTS['PostgreSQL']}")
+        pytest.fail(
+            f"PostgreSQL at {PG_URL} is not reachable ({exc}); start it with: {START_HINTS['PostgreSQL']}"
+        )
     return PG_URL
 
 
@@ -74,7 +76,9 @@ def redis_url() -> str:
     try:
         syncredis.Redis.from_url(REDIS_URL, socket_connect_timeout=3).ping()
     except syncredis.ConnectionError as exc:
-        pytest.fail(f"Redis at {REDIS_URL} is not reachable ({exc}); start it with: {START_HINTS['Redis']}")
+        pytest.fail(
+            f"Redis at {REDIS_URL} is not reachable ({exc}); start it with: {START_HINTS['Redis']}"
+        )
     return REDIS_URL
 
 

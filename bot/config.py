@@ -1,0 +1,313 @@
+"""Configuration: TOML file -> frozen, validated dataclasses.
+
+Environment variables override secrets and addresses, and only here (objects get their settings through
+their constructors, never by reading the environment themselves). A wrong value raises ``ConfigError``
+naming the key, e.g. ``[wecom].encoding_aes_key: must be 43 characters``; secret values are never part of
+an error message.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "AlertsConfig",
+    "Config",
+    "ConfigError",
+    "ReviewConfig",
+    "RulesConfig",
+    "ServerConfig",
+    "StorageConfig",
+    "WeComConfig",
+    "default_config_path",
+    "load_config",
+]
+
+DEFAULT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
+
+# (section, key) for every environment override the design's config contract names.
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "WECOM_CORP_ID": ("wecom", "corp_id"),
+    "WECOM_TOKEN": ("wecom", "token"),
+    "WECOM_AES_KEY": ("wecom", "encoding_aes_key"),
+    "WECOM_AGENT_ID": ("wecom", "agent_id"),
+    "WECOM_SECRET": ("wecom", "secret"),
+    "WECOM_API_BASE": ("wecom", "api_base"),
+    "DATABASE_URL": ("storage", "database_url"),
+    "REDIS_URL": ("storage", "redis_url"),
+}
+
+_AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or invalid; the message names the key."""
+
+
+def _check(condition: bool, key: str, problem: str) -> None:
+    if not condition:
+        raise ConfigError(f"{key}: {problem}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """``[server]``: where and how the callback server listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    callback_path: str = "/wecom/callback"
+    max_body_bytes: int = 64 * 1024
+    #: Allowed distance between a POST's timestamp and our clock, each way (WeCom sets no window).
+    timestamp_skew_s: int = 300
+    workers: int = 1
+    #: Seconds SIGTERM waits for in-flight callbacks and the pending group commit.
+    shutdown_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        _check(0 < self.port < 65536, "[server].port", "must be 1..65535")
+        _check(self.callback_path.startswith("/"), "[server].callback_path", "must start with '/'")
+        _check(
+            1024 <= self.max_body_bytes <= 16 * 1024 * 1024,
+            "[server].max_body_bytes",
+            "must be between 1024 and 16777216",
+        )
+        _check(self.timestamp_skew_s > 0, "[server].timestamp_skew_s", "must be positive")
+        _check(self.workers >= 1, "[server].workers", "must be at least 1")
+        _check(self.shutdown_timeout_s > 0, "[server].shutdown_timeout_s", "must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class WeComConfig:
+    """``[wecom]``: the app's callback credentials and API access."""
+
+    corp_id: str = ""
+    token: str = field(default="", repr=False)
+    encoding_aes_key: str = field(default="", repr=False)
+    agent_id: str = ""
+    secret: str = field(default="", repr=False)
+    api_base: str = DEFAULT_API_BASE
+
+    def __post_init__(self) -> None:
+        _check(bool(self.corp_id), "[wecom].corp_id", "is required (env WECOM_CORP_ID)")
+        _check(bool(self.token), "[wecom].token", "is required (env WECOM_TOKEN)")
+        _check(
+            len(self.token) <= 32 and self.token.isalnum(),
+            "[wecom].token",
+            "must be 1-32 letters or digits",
+        )
+        _check(
+            len(self.encoding_aes_key) == 43,
+            "[wecom].encoding_aes_key",
+            f"must be 43 characters, got {len(self.encoding_aes_key)} (env WECOM_AES_KEY)",
+        )
+        _check(
+            bool(_AES_KEY_RE.fullmatch(self.encoding_aes_key)),
+            "[wecom].encoding_aes_key",
+            "must contain only letters and digits",
+        )
+        _check(
+            self.agent_id == "" or self.agent_id.isdigit(),
+            "[wecom].agent_id",
+            "must be the app's numeric AgentId",
+        )
+        _check(
+            self.api_base.startswith(("http://", "https://")),
+            "[wecom].api_base",
+            "must be an http(s) URL",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StorageConfig:
+    """``[storage]``: the archive database and the shared-state Redis."""
+
+    database_url: str = "sqlite:///data/sentinel.db"
+    #: Empty = in-process fallbacks (dedupe, locks); only one worker may run then.
+    redis_url: str = field(default="", repr=False)
+    #: Prefix of every Redis key this deployment writes (several deployments may share one Redis).
+    redis_prefix: str = "sentinel:"
+    #: SQLite only. FULL fsyncs every group commit (survives power loss); NORMAL survives kill -9 only.
+    sqlite_synchronous: str = "FULL"
+    #: How long a stored message's id is remembered to drop WeCom's retries (3 retries within ~15 s).
+    dedupe_ttl_s: int = 600
+
+    def __post_init__(self) -> None:
+        _check(
+            self.database_url.split(":", 1)[0].split("+", 1)[0]
+            in ("sqlite", "postgresql", "postgres"),
+            "[storage].database_url",
+            "must be a sqlite:/// or postgresql:// URL (env DATABASE_URL)",
+        )
+        _check(
+            self.redis_url == "" or self.redis_url.startswith(("redis://", "rediss://", "unix://")),
+            "[storage].redis_url",
+            "must be empty or a redis:// URL (env REDIS_URL)",
+        )
+        _check(
+            self.sqlite_synchronous in ("FULL", "NORMAL"),
+            "[storage].sqlite_synchronous",
+            "must be FULL or NORMAL",
+        )
+        _check(
+            self.dedupe_ttl_s >= 60,
+            "[storage].dedupe_ttl_s",
+            "must be at least 60 (WeCom retries for ~15 s)",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RulesConfig:
+    """``[rules]``: rule files and folders."""
+
+    paths: tuple[str, ...] = ("rules/samples",)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertsConfig:
+    """``[alerts]``: who is told about hits, and how."""
+
+    managers: tuple[str, ...] = ()
+    robot_webhook: str = field(default="", repr=False)
+    aggregate_window_s: int = 600
+    escalate_after_s: int = 1800
+    escalate_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewConfig:
+    """``[review]``: the compliance review web."""
+
+    path: str = "/review"
+
+    def __post_init__(self) -> None:
+        _check(self.path.startswith("/"), "[review].path", "must start with '/'")
+
+
+@dataclass(frozen=True, slots=True)
+class LoggingConfig:
+    """``[logging]``: log level of the ``sentinel.*`` loggers."""
+
+    level: str = "INFO"
+
+    def __post_init__(self) -> None:
+        _check(
+            self.level in _LOG_LEVELS, "[logging].level", f"must be one of {', '.join(_LOG_LEVELS)}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole validated configuration."""
+
+    server: ServerConfig
+    wecom: WeComConfig
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    rules: RulesConfig = field(default_factory=RulesConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
+    #: The file this was read from (for messages only).
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.server.workers == 1 or bool(self.storage.redis_url),
+            "[server].workers",
+            f"{self.server.workers} workers need [storage].redis_url (env REDIS_URL): without Redis "
+            "the dedupe and lock state lives in one process, so only one worker is allowed",
+        )
+
+    def with_overrides(self, **server: Any) -> Config:
+        """Return a copy with some ``[server]`` values replaced (CLI ``--host/--port/--workers``)."""
+        given = {k: v for k, v in server.items() if v is not None}
+        return replace(self, server=replace(self.server, **given)) if given else self
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "server": ServerConfig,
+    "wecom": WeComConfig,
+    "storage": StorageConfig,
+    "rules": RulesConfig,
+    "alerts": AlertsConfig,
+    "review": ReviewConfig,
+    "logging": LoggingConfig,
+}
+
+
+def _build_section(name: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    _check(not unknown, f"[{name}].{unknown[0] if unknown else ''}", "unknown key")
+    kwargs: dict[str, Any] = {}
+    for key, given in values.items():
+        value = given
+        default = known[key].default
+        if key == "agent_id" and isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # TOML users naturally write the AgentId as a number
+        if isinstance(default, tuple):
+            _check(
+                isinstance(value, list) and all(isinstance(v, str) for v in value),
+                f"[{name}].{key}",
+                "must be a list of strings",
+            )
+            value = tuple(value)
+        elif isinstance(default, bool) or not isinstance(default, (int, float, str)):
+            pass
+        elif isinstance(default, float):
+            _check(
+                isinstance(value, (int, float)) and not isinstance(value, bool),
+                f"[{name}].{key}",
+                "must be a number",
+            )
+            value = float(value)
+        else:
+            _check(
+                type(value) is type(default),
+                f"[{name}].{key}",
+                f"must be a {type(default).__name__}",
+            )
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a TOML config file, then apply environment overrides from ``env``.
+
+    Raises:
+        ConfigError: the file is missing or unreadable, or a key is unknown or invalid.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{path}: config file not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    for var, (section, key) in ENV_OVERRIDES.items():
+        if env and env.get(var):
+            data.setdefault(section, {})[key] = env[var]
+    unknown = sorted(set(data) - set(_SECTIONS))
+    if unknown:
+        raise ConfigError(f"[{unknown[0]}]: unknown section in {path}")
+    sections = {}
+    for name, cls in _SECTIONS.items():
+        raw = data.get(name, {})
+        if not isinstance(raw, dict):
+            raise ConfigError(f"[{name}]: must be a table")
+        sections[name] = _build_section(name, cls, raw)
+    return Config(**sections, source=str(path))
+
+
+def default_config_path(cwd: Path | None = None) -> Path:
+    """``config.toml`` if present, else ``config.example.toml`` (the design's CLI contract)."""
+    base = cwd or Path.cwd()
+    own = base / "config.toml"
+    return own if own.exists() else base / "config.example.toml"

@@ -1,0 +1,27 @@
+"""Typed application state: every resource the app owns is declared here as a ``web.AppKey``.
+
+Nothing lives in module globals, which is what makes ``serve --workers N`` safe: each worker process
+builds its own app and its own resources in ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from bot.config import Config
+from bot.dedupe import DedupeStore
+from bot.metrics import BotMetrics
+from bot.pipeline import Pipeline
+from monitor.archive import Archive
+from wecom_sdk.crypto import MsgCrypto
+
+__all__ = ["ARCHIVE", "CONFIG", "CRYPTO", "DEDUPE", "METRICS", "PIPELINE", "REGISTRY"]
+
+CONFIG = web.AppKey("config", Config)
+CRYPTO = web.AppKey("crypto", MsgCrypto)
+ARCHIVE = web.AppKey("archive", Archive)
+DEDUPE = web.AppKey("dedupe", DedupeStore)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+METRICS = web.AppKey("metrics", BotMetrics)

@@ -1,0 +1,150 @@
+"""The inbound pipeline: middleware stages around the router, in one declared order.
+
+Every stage has one signature, ``async def __call__(self, handler, msg, ctx)``, and calls ``handler``
+to continue (aiogram's onion). The order is written once, in ``build_pipeline``:
+
+    dedupe -> archive (awaited group commit) -> router
+
+so a handler only ever runs for a message that is durably stored (the design's no-data-loss rule), and
+a WeCom retry of a stored message is dropped before it reaches the handlers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Protocol
+
+from bot.context import Context
+from bot.dedupe import DedupeStore
+from bot.log import pipeline_log
+from bot.metrics import BotMetrics
+from bot.router import UNHANDLED, HandlerResult, Router
+from monitor import Archive, InboundRecord
+from wecom_sdk.messages import Event, Message
+
+__all__ = [
+    "ArchiveStage",
+    "DedupeStage",
+    "Middleware",
+    "NextHandler",
+    "Pipeline",
+    "build_pipeline",
+    "record_from_message",
+]
+
+NextHandler = Callable[[Message, Context], Awaitable[HandlerResult]]
+
+
+class Middleware(Protocol):
+    """One pipeline stage."""
+
+    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+        """Do this stage's work and call ``handler`` to continue (or not)."""
+
+
+def record_from_message(msg: Message, ctx: Context) -> InboundRecord:
+    """The archive row for a parsed WeCom message and the raw text it was parsed from."""
+    return InboundRecord(
+        dedupe_key=msg.dedupe_key,
+        channel=ctx.channel,
+        msg_type=msg.msg_type,
+        event=msg.event if isinstance(msg, Event) else None,
+        from_user=msg.from_user,
+        to_user=msg.to_user,
+        agent_id=msg.agent_id,
+        create_time=msg.create_time,
+        content=msg.text,
+        raw=ctx.raw,
+    )
+
+
+class DedupeStage:
+    """Drop WeCom's retries of a message that is already stored.
+
+    The key is remembered by ``ArchiveStage`` only after the commit, so a retry of a message whose store
+    failed goes through. When the dedupe store itself fails (Redis down), the message goes on: the
+    archive's unique key still makes the store idempotent.
+    """
+
+    def __init__(self, store: DedupeStore, metrics: BotMetrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+        try:
+            seen = await self.store.seen(msg.dedupe_key)
+        except Exception as exc:  # a shared-state outage must not block intake
+            pipeline_log.warning("dedupe lookup failed (%s); relying on the archive key", exc)
+            seen = False
+        if seen:
+            self.metrics.dedupe_hits.inc()
+            pipeline_log.info("dropped WeCom retry of %s", msg.dedupe_key)
+            return None
+        return await handler(msg, ctx)
+
+
+class ArchiveStage:
+    """Store the message durably (group commit) before anything else happens to it."""
+
+    def __init__(self, archive: Archive, dedupe: DedupeStore, metrics: BotMetrics) -> None:
+        self.archive = archive
+        self.dedupe = dedupe
+        self.metrics = metrics
+
+    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+        # A StorageError propagates: the callback answers 5xx and WeCom retries.
+        result = await self.archive.store_inbound(record_from_message(msg, ctx))
+        ctx.message_id = result.message_id
+        try:
+            await self.dedupe.remember(msg.dedupe_key)
+        except Exception as exc:
+            pipeline_log.warning("dedupe remember failed (%s); message is stored", exc)
+        if not result.inserted:
+            # Stored by an earlier delivery whose answer WeCom did not get: do not handle it twice.
+            self.metrics.dedupe_hits.inc()
+            return None
+        return await handler(msg, ctx)
+
+
+class Pipeline:
+    """The composed stages plus the router at the centre."""
+
+    def __init__(
+        self, stages: Sequence[Middleware], router: Router, *, handler_timeout_s: float = 3.0
+    ) -> None:
+        self.stages = tuple(stages)
+        self.router = router
+        self.handler_timeout_s = handler_timeout_s
+        chain: NextHandler = self._route
+        for stage in reversed(self.stages):
+            chain = partial(stage, chain)
+        self._chain = chain
+
+    async def _route(self, msg: Message, ctx: Context) -> HandlerResult:
+        # The message is already stored here: a slow or failing handler costs the reply, never data.
+        try:
+            async with asyncio.timeout(self.handler_timeout_s):
+                result = await self.router.dispatch(msg, ctx)
+        except TimeoutError:
+            pipeline_log.warning("handler for %s timed out; answering without reply", msg.msg_type)
+            return None
+        except Exception:
+            pipeline_log.exception("handler for %s failed; answering without reply", msg.msg_type)
+            return None
+        return None if result is UNHANDLED else result  # type: ignore[return-value]
+
+    async def __call__(self, msg: Message, ctx: Context) -> HandlerResult:
+        """Run ``msg`` through every stage and the router."""
+        return await self._chain(msg, ctx)
+
+
+def build_pipeline(
+    *, archive: Archive, dedupe: DedupeStore, router: Router, metrics: BotMetrics
+) -> Pipeline:
+    """The stage order, written once."""
+    return Pipeline(
+        [DedupeStage(dedupe, metrics), ArchiveStage(archive, dedupe, metrics)],
+        router,
+    )

@@ -1,0 +1,48 @@
+"""Start-up checks that turn a wrong config into one clear line naming the key, before serving."""
+
+from __future__ import annotations
+
+import redis
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.config import Config, ConfigError
+from monitor import make_engine
+
+__all__ = ["check_services"]
+
+
+def check_services(config: Config) -> None:
+    """Connect to the database (and Redis, if configured) once.
+
+    Raises:
+        ConfigError: naming ``[storage].database_url`` or ``[storage].redis_url``; the URL itself is not
+            repeated because it may carry a password.
+    """
+    try:
+        engine = make_engine(
+            config.storage.database_url,
+            sqlite_synchronous=config.storage.sqlite_synchronous,  # type: ignore[arg-type]
+        )
+    except (SQLAlchemyError, OSError, ValueError) as exc:
+        raise ConfigError(f"[storage].database_url: unusable ({exc.__class__.__name__})") from exc
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (SQLAlchemyError, OSError) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+        raise ConfigError(
+            f"[storage].database_url: cannot connect to the database ({reason})"
+        ) from exc
+    finally:
+        engine.dispose()
+    if config.storage.redis_url:
+        client = redis.Redis.from_url(config.storage.redis_url, socket_connect_timeout=3)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            raise ConfigError(
+                f"[storage].redis_url: cannot reach Redis ({exc.__class__.__name__})"
+            ) from exc
+        finally:
+            client.close()

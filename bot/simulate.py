@@ -1,0 +1,93 @@
+"""``run_bot.py simulate``: play WeCom on a laptop.
+
+Encrypts a text message exactly as WeCom does (inner XML, WXBizMsgCrypt envelope, signed query), POSTs it
+to the callback, then verifies and decrypts the passive reply.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from bot.config import Config
+from wecom_sdk.crypto import MsgCrypto
+from wecom_sdk.messages import TextMessage, parse
+from wecom_sdk.xmlsafe import parse_xml, render_xml
+
+__all__ = ["SimulationResult", "build_text_callback", "default_url", "simulate"]
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """What the callback answered."""
+
+    status: int
+    #: The decrypted passive reply XML, or None for an empty answer.
+    reply_xml: str | None
+    #: The reply's text content when it is a text reply.
+    reply_text: str | None
+    #: The body as sent when the answer was not a reply envelope (errors).
+    body: str
+
+
+def default_url(config: Config) -> str:
+    """The callback URL of a server started with this config on this machine."""
+    host = "127.0.0.1" if config.server.host in ("0.0.0.0", "::", "") else config.server.host
+    return f"http://{host}:{config.server.port}{config.server.callback_path}"
+
+
+def build_text_callback(
+    crypto: MsgCrypto, config: Config, text: str, from_user: str
+) -> tuple[bytes, dict[str, str]]:
+    """The POST body and query WeCom would send for a member's text message."""
+    inner = render_xml(
+        {
+            "ToUserName": config.wecom.corp_id,
+            "FromUserName": from_user,
+            "CreateTime": int(time.time()),
+            "MsgType": "text",
+            "Content": text,
+            "MsgId": secrets.randbits(63),
+            "AgentID": int(config.wecom.agent_id or "0"),
+        }
+    )
+    sealed = crypto.seal(inner)
+    agent = config.wecom.agent_id or None
+    return sealed.callback_xml(config.wecom.corp_id, agent), sealed.query()
+
+
+def _open_reply(crypto: MsgCrypto, body: bytes) -> tuple[str, str | None]:
+    envelope = parse_xml(body)
+    plain = crypto.open(
+        str(envelope["MsgSignature"]),
+        str(envelope["TimeStamp"]),
+        str(envelope["Nonce"]),
+        str(envelope["Encrypt"]),
+    )
+    reply = parse(plain)
+    return plain.decode("utf-8"), reply.content if isinstance(reply, TextMessage) else None
+
+
+async def simulate(config: Config, text: str, *, from_user: str, url: str) -> SimulationResult:
+    """Send one sealed text message to ``url`` and decode the answer.
+
+    Raises:
+        aiohttp.ClientError: the server could not be reached.
+        wecom_sdk.errors.WeComError: the reply envelope did not verify or decrypt.
+    """
+    crypto = MsgCrypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.corp_id)
+    body, query = build_text_callback(crypto, config, text, from_user)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.post(url, params=query, data=body, headers={"Content-Type": "text/xml"}) as resp,
+    ):
+        answer = await resp.read()
+        status = resp.status
+    if status == 200 and answer:
+        reply_xml, reply_text = _open_reply(crypto, answer)
+        return SimulationResult(status, reply_xml, reply_text, answer.decode("utf-8", "replace"))
+    return SimulationResult(status, None, None, answer.decode("utf-8", "replace"))

@@ -1,0 +1,327 @@
+"""The group-commit writer: one transaction per few milliseconds of messages.
+
+The no-data-loss rule says a callback is answered only after its message is durably stored.
+Committing one transaction per message would cap throughput at the disk's fsync rate, so
+:class:`GroupCommitWriter` lets every message arriving while a commit is in flight share the next
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+from monitor.errors import StorageError, WriterClosed
+from monitor.log import storage_log
+
+__all__ = ["SQLITE_BEGIN_OPTION", "GroupCommitWriter"]
+
+T = TypeVar("T")
+
+SQLITE_BEGIN_OPTION = "sentinel_sqlite_begin"
+"""Execution option read by the SQLite engine's "begin" hook (see ``monitor.db.make_engine``).
+
+The writer sets it to IMMEDIATE, taking the write lock up front so a batch never fails half-way on
+a lock upgrade; other connections use a deferred BEGIN.
+"""
+
+
+@dataclass(slots=True)
+class _Unit:
+    work: Callable[[Connection], Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+
+
+_Outcome = tuple[_Unit, bool, Any]  # (unit, succeeded, result or exception)
+
+
+class _UnitFailed(Exception):
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+
+class GroupCommitWriter:
+    """Runs units of database work from asyncio code in shared, group-committed transactions.
+
+    One dedicated thread owns the writing. It blocks for the first queued unit, drains whatever
+    else is queued (up to ``max_batch``; waiting up to ``max_delay_s`` for more if that is > 0),
+    runs them all in one transaction and commits. A batch thus forms by itself while the previous
+    commit is in flight.
+
+    ``run(work)`` resolves only after the transaction holding ``work`` committed. A unit that
+    raises is isolated: the batch is rolled back and each of its units re-run in its own
+    transaction, so only the bad one fails. Units must therefore have no side effects outside the
+    connection (they may run twice). If the connection or the commit fails, every unit of the batch
+    gets a :class:`StorageError`; the outcome of an interrupted COMMIT is unknown, which is why
+    stores must be idempotent.
+
+    ``on_commit(batch_size, seconds)`` is called from the writer thread after each commit (metrics).
+    The engine belongs to the caller: dispose it after :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        max_batch: int = 256,
+        max_delay_s: float = 0.0,
+        on_commit: Callable[[int, float], None] | None = None,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        if max_delay_s < 0:
+            raise ValueError("max_delay_s must not be negative")
+        self._engine = engine
+        self._tx_engine = (
+            engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+            if engine.dialect.name == "sqlite"
+            else engine
+        )
+        self._max_batch = max_batch
+        self._max_delay_s = max_delay_s
+        self._on_commit = on_commit
+        self._queue: queue.SimpleQueue[_Unit | None] = queue.SimpleQueue()  # None = stop
+        self._lock = threading.Lock()  # orders "closed?" checks against the stop marker
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        self._pending = 0
+
+    @property
+    def engine(self) -> Engine:
+        """The engine units run against."""
+        return self._engine
+
+    @property
+    def pending(self) -> int:
+        """Units submitted through :meth:`run` and not yet resolved."""
+        return self._pending
+
+    async def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the group-commit writer is closed")
+            if self._thread is not None:
+                return
+            # A daemon thread: a process exiting without close() must not hang; nothing was
+            # acknowledged for the work it abandons, so this loses nothing.
+            self._thread = threading.Thread(
+                target=self._main, name="sentinel-db-writer", daemon=True
+            )
+            self._thread.start()
+        storage_log.info("group-commit writer started on %s", self._engine.dialect.name)
+
+    async def run(self, work: Callable[[Connection], T]) -> T:
+        """Queue ``work`` and return its result once the transaction containing it has committed.
+
+        Raises the unit's own exception (database errors as :class:`StorageError`), a
+        :class:`StorageError` if the commit failed, or :class:`WriterClosed` after :meth:`close`.
+        Cancelling the caller does not revoke a queued unit; it still runs.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the group-commit writer is closed")
+            if self._thread is None:
+                raise RuntimeError("GroupCommitWriter.start() has not been awaited")
+            self._queue.put(_Unit(work, future, loop))
+        self._pending += 1
+        try:
+            return await future
+        finally:
+            self._pending -= 1
+
+    async def ping(self, *, timeout_s: float = 5.0) -> None:
+        """Round-trip ``SELECT 1`` through the writer; :class:`StorageError` on failure/timeout."""
+        try:
+            await asyncio.wait_for(self.run(_select_one), timeout_s)
+        except TimeoutError as exc:
+            raise StorageError("database ping timed out") from exc
+
+    async def close(self) -> None:
+        """Stop accepting work, commit everything already queued, stop the thread (idempotent)."""
+        with self._lock:
+            first_close = not self._closed
+            self._closed = True
+            thread = self._thread
+            if first_close and thread is not None:
+                self._queue.put(None)
+        if thread is not None:
+            await asyncio.to_thread(thread.join)
+        if first_close:
+            storage_log.info("group-commit writer closed")
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- writer thread -------------------------------------------------------------------------
+
+    def _main(self) -> None:
+        try:
+            stop = False
+            while not stop:
+                first = self._queue.get()
+                if first is None:
+                    break
+                batch, stop = self._collect(first)
+                self._process(batch)
+        except BaseException:  # a bug here must not leave callers waiting forever
+            storage_log.exception("group-commit writer thread crashed")
+        finally:
+            with self._lock:
+                self._closed = True
+            leftovers: list[_Outcome] = []
+            while True:
+                try:
+                    unit = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if unit is not None:
+                    leftovers.append((unit, False, WriterClosed("the group-commit writer stopped")))
+            _settle(leftovers)
+
+    def _collect(self, first: _Unit) -> tuple[list[_Unit], bool]:
+        batch = [first]
+        deadline = time.monotonic() + self._max_delay_s
+        while len(batch) < self._max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                unit = (
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+            if unit is None:
+                return batch, True
+            batch.append(unit)
+        return batch, False
+
+    def _process(self, batch: list[_Unit]) -> None:
+        started = time.perf_counter()
+        try:
+            results = self._transaction(batch)
+        except _UnitFailed as failed:
+            error = failed.error
+            if len(batch) == 1:
+                _settle([(batch[0], False, _as_caller_error(error))])
+            elif isinstance(error, DBAPIError) and error.connection_invalidated:
+                # The connection died: each re-run would wait for a connect; let WeCom retry.
+                storage_log.warning("connection lost in a batch of %d units", len(batch))
+                _settle([(unit, False, _as_caller_error(error)) for unit in batch])
+            else:
+                storage_log.warning(
+                    "a unit failed (%s); re-running %d units one by one",
+                    type(error).__name__,
+                    len(batch),
+                )
+                self._one_by_one(batch)
+            return
+        # Connect, BEGIN or COMMIT failed: nothing is known to be stored. BaseException too, so a
+        # dying thread still answers its batch.
+        except BaseException as exc:
+            storage_log.warning("commit of %d units failed: %s", len(batch), type(exc).__name__)
+            storage_log.debug("commit failure detail", exc_info=True)
+            _settle(
+                [(unit, False, _storage_error("database commit failed", exc)) for unit in batch]
+            )
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._committed(len(batch), time.perf_counter() - started)
+        _settle([(unit, True, result) for unit, result in zip(batch, results, strict=True)])
+
+    def _transaction(self, batch: list[_Unit]) -> list[Any]:
+        results: list[Any] = []
+        with self._tx_engine.begin() as conn:
+            for unit in batch:
+                try:
+                    results.append(unit.work(conn))
+                except Exception as exc:
+                    raise _UnitFailed(exc) from exc
+        return results
+
+    def _one_by_one(self, batch: list[_Unit]) -> None:
+        outcomes: list[_Outcome] = []
+        for unit in batch:
+            started = time.perf_counter()
+            try:
+                with self._tx_engine.begin() as conn:
+                    result = unit.work(conn)
+            except Exception as exc:
+                storage_log.debug("unit failure detail", exc_info=True)
+                outcomes.append((unit, False, _as_caller_error(exc)))
+                continue
+            self._committed(1, time.perf_counter() - started)
+            outcomes.append((unit, True, result))
+        _settle(outcomes)
+
+    def _committed(self, size: int, seconds: float) -> None:
+        if self._on_commit is None:
+            return
+        try:
+            self._on_commit(size, seconds)
+        except Exception:  # a metrics bug must not fail stores that did commit
+            storage_log.warning("on_commit callback failed", exc_info=True)
+
+
+def _select_one(conn: Connection) -> None:
+    conn.execute(text("SELECT 1")).close()
+
+
+def _storage_error(message: str, cause: BaseException) -> StorageError:
+    # The class name only: str(cause) would carry SQL parameters, i.e. message text.
+    error = StorageError(f"{message} ({type(cause).__name__})")
+    error.__cause__ = cause
+    return error
+
+
+def _as_caller_error(exc: Exception) -> BaseException:
+    """Database errors become StorageError; a unit's own exceptions reach the caller unchanged."""
+    if isinstance(exc, SQLAlchemyError):
+        return _storage_error("database operation failed", exc)
+    return exc
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """Hand outcomes to their event loops (one thread-safe call per loop, not per unit)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+    for outcome in outcomes:
+        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    for loop, items in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+        except RuntimeError:  # the caller's loop is closed: nobody is waiting any more
+            storage_log.debug("dropped %d outcomes for a closed event loop", len(items))
+
+
+def _settle_on_loop(items: list[_Outcome]) -> None:
+    for unit, ok, value in items:
+        if unit.future.done():  # the caller was cancelled (e.g. a timeout); it wants no answer
+            continue
+        if ok:
+            unit.future.set_result(value)
+        else:
+            unit.future.set_exception(value)

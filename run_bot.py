@@ -1,0 +1,113 @@
+#!/usr/bin/env python3
+"""wecom-sentinel command line: parse arguments, load config, call into the packages.
+
+python run_bot.py serve [--config FILE] [--host H] [--port P] [--workers N]
+python run_bot.py simulate --text TEXT [--from USERID] [--url URL] [--config FILE]
+python run_bot.py check [--config FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from bot.config import Config, ConfigError, default_config_path, load_config
+from bot.preflight import check_services
+from bot.runner import serve
+from bot.simulate import default_url, simulate
+from wecom_sdk.errors import WeComError
+
+EXIT_CONFIG = 2
+
+
+def _load(args: argparse.Namespace) -> Config:
+    path = Path(args.config) if args.config else default_config_path()
+    return load_config(path, os.environ)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    config = _load(args).with_overrides(host=args.host, port=args.port, workers=args.workers)
+    check_services(config)
+    return serve(config)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    config = _load(args)
+    check_services(config)
+    print(f"{config.source}: OK")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    config = _load(args)
+    url = args.url or default_url(config)
+    try:
+        result = asyncio.run(simulate(config, args.text, from_user=args.from_user, url=url))
+    except aiohttp.ClientError as exc:
+        print(
+            f"cannot reach {url} ({exc.__class__.__name__}); is the bot running? try: make run",
+            file=sys.stderr,
+        )
+        return 1
+    except WeComError as exc:
+        print(f"the answer did not verify or decrypt: {exc}", file=sys.stderr)
+        return 1
+    print(f"POST {url} -> HTTP {result.status}")
+    if result.reply_xml is not None:
+        print("passive reply (verified and decrypted):")
+        print(result.reply_xml)
+        if result.reply_text is not None:
+            print(f"reply text: {result.reply_text}")
+    elif result.status == 200:
+        print("no passive reply (empty 200: the message was stored, nothing to answer)")
+    else:
+        print(f"error body: {result.body}")
+    return 0 if 200 <= result.status < 300 else 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run_bot.py", description="wecom-sentinel")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--config", help="TOML config (default: config.toml, else config.example.toml)"
+        )
+        return p
+
+    serve_p = with_config(sub.add_parser("serve", help="run the callback server"))
+    serve_p.add_argument("--host")
+    serve_p.add_argument("--port", type=int)
+    serve_p.add_argument(
+        "--workers", type=int, help="worker processes sharing the port (needs Redis)"
+    )
+    serve_p.set_defaults(func=cmd_serve)
+
+    sim = with_config(sub.add_parser("simulate", help="send a sealed text message like WeCom does"))
+    sim.add_argument("--text", required=True)
+    sim.add_argument("--from", dest="from_user", default="zhangsan", help="sender userid")
+    sim.add_argument("--url", help="callback URL (default: from the config)")
+    sim.set_defaults(func=cmd_simulate)
+
+    check = with_config(sub.add_parser("check", help="validate the config and reach its services"))
+    check.set_defaults(func=cmd_check)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,421 @@
+"""Engines and the group-commit writer, on the SQLite file and the real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select as io_select
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, func, select
+from sqlalchemy import text as sql_text
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from monitor import (
+    GroupCommitWriter,
+    MessageRecord,
+    MonitorError,
+    StorageError,
+    WriterClosed,
+    create_schema,
+    make_engine,
+    normalize_url,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+
+_META = MetaData()
+ITEMS = Table(
+    "writer_item",
+    _META,
+    Column("id", Integer, primary_key=True),
+    Column("value", String(64), unique=True, nullable=False),
+)
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    _META.create_all(eng)
+    create_schema(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def commits() -> list[int]:
+    """Batch sizes, one entry per committed transaction (the writer's on_commit hook)."""
+    return []
+
+
+@pytest.fixture
+async def writer(engine: Engine, commits: list[int]) -> AsyncIterator[GroupCommitWriter]:
+    w = GroupCommitWriter(engine, on_commit=lambda size, _s: commits.append(size))
+    await w.start()
+    yield w
+    await w.close()
+
+
+def insert_item(value: str) -> Callable[[Connection], str]:
+    def work(conn: Connection) -> str:
+        conn.execute(ITEMS.insert().values(value=value))
+        return value
+
+    return work
+
+
+def stored_values(engine: Engine) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(select(ITEMS.c.value)).scalars())
+
+
+class Gate:
+    """A unit holding the writer thread until released, so the next units queue up as one batch."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, conn: Connection) -> str:
+        self.entered.set()
+        self.release.wait(10)
+        return "gate"
+
+    async def hold(self, writer: GroupCommitWriter) -> asyncio.Task[str]:
+        task = asyncio.create_task(writer.run(self))
+        assert await asyncio.to_thread(self.entered.wait, 5)
+        return task
+
+
+def test_normalize_url() -> None:
+    assert normalize_url("postgresql://u@h:5432/db") == "postgresql+psycopg://u@h:5432/db"
+    assert normalize_url("postgres://u@h/db?x=1") == "postgresql+psycopg://u@h/db?x=1"
+    assert normalize_url("postgresql+psycopg://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///data/a.db") == "sqlite:///data/a.db"
+    assert normalize_url("sqlite:////abs/a.db") == "sqlite:////abs/a.db"
+
+
+def test_make_engine_refuses_memory_sqlite_and_unknown_backends() -> None:
+    for url in ("sqlite://", "sqlite:///:memory:"):
+        with pytest.raises(ValueError, match="in-memory"):
+            make_engine(url)
+    with pytest.raises(ValueError, match="unsupported"):
+        make_engine("mysql://u@h/db")
+
+
+@pytest.mark.parametrize(("level", "expected"), [("FULL", 2), ("NORMAL", 1)])
+def test_sqlite_pragmas_on_every_connection(tmp_path: Path, level: str, expected: int) -> None:
+    url = f"sqlite:///{tmp_path / 'nested' / 'dir' / 'x.db'}"
+    eng = make_engine(url, sqlite_synchronous=level)  # type: ignore[arg-type]
+    try:
+        assert (tmp_path / "nested" / "dir").is_dir()  # parent created
+        with eng.connect() as first, eng.connect() as second:
+            for conn in (first, second):
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == expected
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+                assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+    finally:
+        eng.dispose()
+
+
+def test_create_schema_is_safe_to_race(database_url: str) -> None:
+    engines = [make_engine(database_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(engines))
+
+    def create(eng: Engine) -> None:
+        try:
+            start.wait(5)
+            create_schema(eng)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=create, args=(eng,)) for eng in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    for eng in engines:
+        eng.dispose()
+    assert errors == []
+
+
+async def test_200_concurrent_runs_share_few_transactions(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int]
+) -> None:
+    values = [f"v{i}" for i in range(200)]
+    results = await asyncio.gather(*(writer.run(insert_item(v)) for v in values))
+    assert results == values
+    assert stored_values(engine) == set(values)
+    assert sum(commits) == 200
+    assert len(commits) <= 20, commits  # "natural" batching: far fewer than 200 transactions
+    print(f"\n{engine.dialect.name}: 200 concurrent runs -> {len(commits)} transactions {commits}")
+    assert writer.pending == 0
+
+
+async def test_batches_form_while_a_commit_is_in_flight(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int]
+) -> None:
+    # 20 callers each storing 10 messages one after another: every caller waits for its commit, so
+    # whatever queues up meanwhile rides in the next transaction.
+    async def caller(c: int) -> None:
+        for i in range(10):
+            assert await writer.run(insert_item(f"p{c}-{i}")) == f"p{c}-{i}"
+
+    await asyncio.gather(*(caller(c) for c in range(20)))
+    assert sum(commits) == 200
+    assert len(commits) <= 100, commits
+    print(f"\n{engine.dialect.name}: 20 callers x 10 sequential -> {len(commits)} transactions")
+
+
+async def test_max_delay_gathers_staggered_arrivals(engine: Engine) -> None:
+    sizes: list[int] = []
+    w = GroupCommitWriter(engine, max_delay_s=0.2, on_commit=lambda n, _s: sizes.append(n))
+    async with w:
+
+        async def staggered(i: int) -> str:
+            await asyncio.sleep(i * 0.01)
+            return await w.run(insert_item(f"s{i}"))
+
+        await asyncio.gather(*(staggered(i) for i in range(5)))
+    assert sum(sizes) == 5
+    assert len(sizes) < 5, sizes
+
+
+async def test_max_batch_bounds_a_transaction(engine: Engine) -> None:
+    sizes: list[int] = []
+    w = GroupCommitWriter(engine, max_batch=7, on_commit=lambda n, _s: sizes.append(n))
+    async with w:
+        await asyncio.gather(*(w.run(insert_item(f"b{i}")) for i in range(50)))
+    assert sum(sizes) == 50
+    assert max(sizes) <= 7
+
+
+async def test_failing_unit_does_not_lose_its_batch(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int]
+) -> None:
+    def boom(conn: Connection) -> str:
+        conn.execute(ITEMS.insert().values(value="from-bad-unit"))
+        raise ValueError("bad unit")
+
+    gate = Gate()
+    held = await gate.hold(writer)
+    good = [asyncio.create_task(writer.run(insert_item(f"g{i}"))) for i in range(10)]
+    bad = asyncio.create_task(writer.run(boom))
+    duplicate = asyncio.create_task(writer.run(insert_item("g3")))  # violates the unique value
+    more = [asyncio.create_task(writer.run(insert_item(f"h{i}"))) for i in range(10)]
+    await asyncio.sleep(0.01)
+    assert writer.pending == 23
+    gate.release.set()
+    assert await held == "gate"
+
+    assert await asyncio.gather(*good, *more) == [f"g{i}" for i in range(10)] + [
+        f"h{i}" for i in range(10)
+    ]
+    with pytest.raises(ValueError, match="bad unit"):
+        await bad
+    with pytest.raises(StorageError) as info:
+        await duplicate
+    assert isinstance(info.value.__cause__, IntegrityError)
+    assert "g3" not in str(info.value)  # no data in the message
+    stored = stored_values(engine)
+    assert stored == {f"g{i}" for i in range(10)} | {f"h{i}" for i in range(10)}
+    assert commits[0] == 1  # the gate; the failed batch was then re-run unit by unit
+    assert commits[1:] == [1] * 20
+
+
+async def test_close_flushes_units_queued_before_it(
+    engine: Engine, writer: GroupCommitWriter
+) -> None:
+    gate = Gate()
+    held = await gate.hold(writer)
+    tasks = [asyncio.create_task(writer.run(insert_item(f"c{i}"))) for i in range(50)]
+    await asyncio.sleep(0)  # every task has queued its unit
+    closing = asyncio.create_task(writer.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    gate.release.set()
+    await closing
+    await held
+    assert await asyncio.gather(*tasks) == [f"c{i}" for i in range(50)]
+    assert len(stored_values(engine)) == 50
+
+
+async def test_run_after_close_raises_writer_closed(engine: Engine) -> None:
+    w = GroupCommitWriter(engine)
+    with pytest.raises(RuntimeError, match="start"):
+        await w.run(insert_item("x"))
+    await w.start()
+    await w.start()  # idempotent
+    assert await w.run(insert_item("x")) == "x"
+    await w.close()
+    await w.close()  # idempotent
+    with pytest.raises(WriterClosed):
+        await w.run(insert_item("y"))
+    with pytest.raises(WriterClosed):
+        await w.start()
+    assert issubclass(WriterClosed, StorageError)
+    assert issubclass(StorageError, MonitorError)
+
+
+async def test_cancelled_caller_does_not_break_the_writer(
+    engine: Engine, writer: GroupCommitWriter
+) -> None:
+    gate = Gate()
+    held = await gate.hold(writer)
+    doomed = asyncio.create_task(writer.run(insert_item("cancelled")))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    gate.release.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert await writer.run(insert_item("after")) == "after"
+    # a queued unit is not revoked by cancelling its caller (stores are idempotent)
+    assert stored_values(engine) == {"cancelled", "after"}
+
+
+async def test_on_commit_failure_does_not_fail_stores(engine: Engine) -> None:
+    def broken_metrics(size: int, seconds: float) -> None:
+        raise RuntimeError("metrics bug")
+
+    async with GroupCommitWriter(engine, on_commit=broken_metrics) as w:
+        assert await w.run(insert_item("m")) == "m"
+    assert stored_values(engine) == {"m"}
+
+
+async def test_ping(writer: GroupCommitWriter) -> None:
+    await writer.ping()
+
+
+async def test_dropped_table_gives_storage_error_then_recovers(
+    engine: Engine, writer: GroupCommitWriter
+) -> None:
+    assert await writer.run(insert_item("before")) == "before"
+    ITEMS.drop(engine)
+    with pytest.raises(StorageError) as info:
+        await asyncio.wait_for(writer.run(insert_item("secret text")), 10)
+    assert isinstance(info.value.__cause__, SQLAlchemyError)
+    assert "secret" not in str(info.value)
+    ITEMS.create(engine)
+    assert await writer.run(insert_item("after")) == "after"
+
+
+async def test_sqlite_file_gone_gives_storage_error(tmp_path: Path) -> None:
+    folder = tmp_path / "volume"
+    eng = make_engine(f"sqlite:///{folder / 'x.db'}")
+    try:
+        _META.create_all(eng)
+        async with GroupCommitWriter(eng) as w:
+            assert await w.run(insert_item("ok")) == "ok"
+            eng.dispose()  # drop pooled connections, as after a restart
+            shutil.rmtree(folder)
+            folder.write_text("not a directory any more")  # the volume is gone
+            with pytest.raises(StorageError) as info:
+                await asyncio.wait_for(w.run(insert_item("lost")), 10)
+            assert isinstance(info.value.__cause__, SQLAlchemyError)
+            with pytest.raises(StorageError):
+                await w.ping()
+    finally:
+        eng.dispose()
+
+
+async def test_unreachable_postgresql_gives_storage_error() -> None:
+    eng = make_engine("postgresql://postgres@127.0.0.1:1/test")  # nothing listens on port 1
+    try:
+        async with GroupCommitWriter(eng) as w:
+            started = time.monotonic()
+            results = await asyncio.wait_for(
+                asyncio.gather(
+                    *(w.run(insert_item(f"u{i}")) for i in range(5)), return_exceptions=True
+                ),
+                15,
+            )
+            assert all(isinstance(r, StorageError) for r in results), results
+            with pytest.raises(StorageError):
+                await w.ping()
+            assert time.monotonic() - started < 10
+    finally:
+        eng.dispose()
+
+
+async def test_postgresql_connection_killed_is_reconnected(pg_schema_url: str) -> None:
+    eng = make_engine(pg_schema_url)
+    try:
+        _META.create_all(eng)
+        async with GroupCommitWriter(eng) as w:
+            pid = await w.run(
+                lambda conn: int(conn.execute(sql_text("SELECT pg_backend_pid()")).scalar_one())
+            )
+            admin_url = pg_schema_url.split("?", 1)[0]
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (
+                    True,
+                )
+            # pool_pre_ping notices the dead connection before the next batch uses it
+            assert await w.run(insert_item("after restart")) == "after restart"
+    finally:
+        eng.dispose()
+
+
+def _read_acknowledged(proc: subprocess.Popen[bytes], want: int, timeout_s: float) -> list[str]:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    buffer = b""
+    deadline = time.monotonic() + timeout_s
+    while buffer.count(b"\n") < want:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, "the writer subprocess acknowledged too few keys in time"
+        ready, _, _ = io_select.select([fd], [], [], remaining)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"the writer subprocess died: rc={proc.poll()}"
+            buffer += chunk
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    buffer += proc.stdout.read()  # lines printed before the kill were acknowledged too
+    return [line.decode() for line in buffer.split(b"\n")[:-1]]  # a cut-off last line is not
+
+
+def test_acknowledged_stores_survive_kill_9(
+    engine: Engine, database_url: str, tmp_path: Path
+) -> None:
+    prefix = f"k9-{uuid.uuid4().hex[:8]}-"
+    stderr_path = tmp_path / "writer.stderr"
+    with (
+        stderr_path.open("wb") as stderr,
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.helpers_db_writer", database_url, prefix],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+        ) as proc,
+    ):
+        try:
+            acknowledged = _read_acknowledged(proc, want=300, timeout_s=8)
+        except AssertionError as exc:
+            proc.kill()
+            raise AssertionError(f"{exc}\n{stderr_path.read_text()}") from None
+    assert proc.returncode == -signal.SIGKILL
+    assert len(acknowledged) >= 300
+    with engine.connect() as conn:
+        stored = set(
+            conn.execute(
+                select(MessageRecord.__table__.c.dedupe_key)  # type: ignore[attr-defined]
+            ).scalars()
+        )
+        total = conn.execute(select(func.count()).select_from(MessageRecord)).scalar_one()
+    missing = [key for key in acknowledged if key not in stored]
+    assert not missing, f"{len(missing)} acknowledged keys lost, e.g. {missing[:3]}"
+    assert total >= len(acknowledged)

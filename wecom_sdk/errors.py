@@ -1,0 +1,180 @@
+"""Exceptions raised by wecom_sdk.
+
+Every error is a :class:`WeComError`; the tree::
+
+    WeComError                      errcode: int | None (WeCom sample-lib code when one applies)
+    ├── CryptoError                 callback crypto (WXBizMsgCrypt)
+    │   ├── SignatureError          -40001  msg_signature mismatch
+    │   ├── TimestampError          -40001  timestamp not an integer / outside our window (ours)
+    │   ├── InvalidAESKeyError      -40004  EncodingAESKey not 43 chars / not 32 bytes (at init)
+    │   ├── ReceiveIdError          -40005  trailing receiveid != corpid / suiteid
+    │   ├── EncryptError            -40006  AES encrypt failed
+    │   └── DecryptError            -40007  AES decrypt failed; errcode -40010 for bad base64,
+    │                                       -40008 for a bad buffer (padding, length field)
+    ├── XmlError                    -40002  malformed XML, DTD/entities, wrong root, missing fields
+    │                                       (-40011 when *rendering* XML fails)
+    ├── ApiError(errcode, errmsg, path)     a WeCom API call answered errcode != 0
+    │   ├── TokenInvalid            40014, 42001: refresh the access_token and retry once
+    │   ├── RateLimited             45009, 45033
+    │   └── PermissionDenied        48002, 60011, 60020
+    └── TransportError              no usable WeCom answer (network, HTTP status, bad JSON)
+
+Errors carry data (codes, messages, API paths), never secrets (tokens, keys, message plaintext).
+Error codes: https://developer.work.weixin.qq.com/document/path/90968 (crypto) and
+https://developer.work.weixin.qq.com/document/path/90313 (global errcodes).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApiError",
+    "CryptoError",
+    "DecryptError",
+    "EncryptError",
+    "InvalidAESKeyError",
+    "PermissionDenied",
+    "RateLimited",
+    "ReceiveIdError",
+    "SignatureError",
+    "TimestampError",
+    "TokenInvalid",
+    "TransportError",
+    "WeComError",
+    "XmlError",
+    "api_error",
+]
+
+
+class WeComError(Exception):
+    """Root of every wecom_sdk error.
+
+    Attributes:
+        errcode: WeCom's code for this failure (sample-lib code for crypto/XML, API errcode for
+            API errors), or None when WeCom defines none.
+        message: Human-readable description; never contains secrets.
+    """
+
+    errcode: int | None = None
+
+    def __init__(self, message: str = "", *, errcode: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if errcode is not None:
+            self.errcode = errcode
+
+    def __str__(self) -> str:
+        if self.errcode is None:
+            return self.message
+        return f"[{self.errcode}] {self.message}"
+
+
+class CryptoError(WeComError):
+    """Callback signature, timestamp, key or cipher failure."""
+
+
+class SignatureError(CryptoError):
+    """msg_signature does not match sha1(sorted(token, timestamp, nonce, data))."""
+
+    errcode = -40001
+
+
+class TimestampError(CryptoError):
+    """Timestamp is not a decimal integer or lies outside the allowed clock skew.
+
+    WeCom defines no replay window for app callbacks; this is our own check. It reuses -40001
+    because to WeCom's libraries a stale or forged timestamp is a signature-level rejection.
+    """
+
+    errcode = -40001
+
+
+class InvalidAESKeyError(CryptoError):
+    """EncodingAESKey is not 43 chars of [A-Za-z0-9] decoding to a 32-byte AES key."""
+
+    errcode = -40004
+
+
+class ReceiveIdError(CryptoError):
+    """The decrypted receiveid (corpid / suiteid / "") is not the expected one."""
+
+    errcode = -40005
+
+
+class EncryptError(CryptoError):
+    """Encrypting a reply failed."""
+
+    errcode = -40006
+
+
+class DecryptError(CryptoError):
+    """Decrypting failed: bad base64 (-40010), bad AES input (-40007) or bad buffer (-40008)."""
+
+    errcode = -40007
+
+
+class XmlError(WeComError):
+    """XML is malformed, refused (DTD/entities), has the wrong root or lacks required fields."""
+
+    errcode = -40002
+
+
+class ApiError(WeComError):
+    """A WeCom API call returned a non-zero errcode.
+
+    Attributes:
+        errcode: WeCom's errcode (https://developer.work.weixin.qq.com/document/path/90313).
+        errmsg: WeCom's errmsg, as returned.
+        path: API path called, e.g. ``/cgi-bin/message/send`` (no query: it holds the token).
+    """
+
+    errcode: int
+
+    def __init__(self, errcode: int, errmsg: str, path: str) -> None:
+        super().__init__(f"{path}: {errmsg}", errcode=errcode)
+        self.errcode = errcode
+        self.errmsg = errmsg
+        self.path = path
+
+    def __reduce__(self) -> tuple[type[ApiError], tuple[int, str, str]]:
+        # Exception pickling replays __init__ with self.args (only the message); keep all fields.
+        return (type(self), (self.errcode, self.errmsg, self.path))
+
+
+class TokenInvalid(ApiError):
+    """The access_token was rejected (40014) or has expired (42001)."""
+
+
+class RateLimited(ApiError):
+    """Call frequency (45009) or concurrency (45033) limit exceeded."""
+
+
+class PermissionDenied(ApiError):
+    """API not allowed for the app (48002), no privilege (60011) or untrusted IP (60020)."""
+
+
+class TransportError(WeComError):
+    """The API call got no usable WeCom answer: connection error, timeout, HTTP status, bad JSON.
+
+    Attributes:
+        path: API path called (without the query string).
+    """
+
+    def __init__(self, message: str, *, path: str = "") -> None:
+        super().__init__(message)
+        self.path = path
+
+
+_API_ERRORS: dict[int, type[ApiError]] = {
+    40014: TokenInvalid,
+    42001: TokenInvalid,
+    45009: RateLimited,
+    45033: RateLimited,
+    48002: PermissionDenied,
+    60011: PermissionDenied,
+    60020: PermissionDenied,
+}
+
+
+def api_error(errcode: int, errmsg: str, path: str) -> ApiError:
+    """Build the ApiError subclass that matches ``errcode`` (plain ApiError for the rest)."""
+    return _API_ERRORS.get(errcode, ApiError)(errcode, errmsg, path)
