@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from bot.context import Context
-from bot.filters import EventIs, Filter, MsgType
+from bot.filters import And, EventIs, Filter, MsgType
 from wecom_sdk.messages import Message
 from wecom_sdk.replies import Reply
 
@@ -41,17 +41,8 @@ UNHANDLED: Final = _Unhandled()
 @dataclass(frozen=True, slots=True)
 class _HandlerObject:
     callback: Handler
-    filters: tuple[Filter, ...]
-
-    async def check(self, msg: Message, ctx: Context) -> dict[str, Any] | None:
-        extra: dict[str, Any] = {}
-        for flt in self.filters:
-            result = await flt(msg, ctx)
-            if not result:
-                return None
-            if isinstance(result, dict):
-                extra.update(result)
-        return extra
+    #: All of the handler's filters, combined with ``And`` (which merges their dicts).
+    filter: And
 
 
 class Router:
@@ -77,7 +68,7 @@ class Router:
 
     def register(self, callback: Handler, *filters: Filter) -> Handler:
         """Register ``callback`` for messages passing every filter."""
-        self._handlers.append(_HandlerObject(callback, filters))
+        self._handlers.append(_HandlerObject(callback, And(*filters)))
         return callback
 
     def message(self, *filters: Filter) -> Callable[[Handler], Handler]:
@@ -96,9 +87,10 @@ class Router:
     async def dispatch(self, msg: Message, ctx: Context) -> HandlerResult | _Unhandled:
         """Run the first handler whose filters pass; ``UNHANDLED`` when none does."""
         for handler in self._handlers:
-            extra = await handler.check(msg, ctx)
-            if extra is not None:
-                ctx.data.update(extra)
+            passed = await handler.filter(msg, ctx)
+            if passed:
+                if isinstance(passed, dict):
+                    ctx.data.update(passed)
                 return await handler.callback(msg, ctx)
         for child in self._children:
             result = await child.dispatch(msg, ctx)

@@ -9,10 +9,11 @@ from monitor.archive import Archive, StoreResult
 from monitor.db import create_schema, make_engine, normalize_url
 from monitor.errors import MonitorError, StorageError, WriterClosed
 from monitor.models import InboundRecord, MessageRecord
-from monitor.writer import GroupCommitWriter
+from monitor.writer import BulkOp, GroupCommitWriter
 
 __all__ = [
     "Archive",
+    "BulkOp",
     "GroupCommitWriter",
     "InboundRecord",
     "MessageRecord",

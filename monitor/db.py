@@ -1,11 +1,13 @@
 """Database engines: URL normalisation, durable SQLite/PostgreSQL settings, schema creation.
 
-:class:`~monitor.writer.GroupCommitWriter` (the group-commit writer) lives in ``monitor.writer``
-and is re-exported here.
+:class:`~monitor.writer.GroupCommitWriter` (the group-commit writer) and its
+:class:`~monitor.writer.BulkOp` protocol live in ``monitor.writer`` and are re-exported here.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,12 +16,13 @@ from sqlalchemy.engine import URL, make_url
 from sqlmodel import SQLModel
 
 from monitor import models as _models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from monitor.writer import SQLITE_BEGIN_OPTION, GroupCommitWriter
+from monitor.writer import SQLITE_BEGIN_OPTION, BulkOp, GroupCommitWriter
 
-__all__ = ["GroupCommitWriter", "create_schema", "make_engine", "normalize_url"]
+__all__ = ["BulkOp", "GroupCommitWriter", "create_schema", "make_engine", "normalize_url"]
 
 _PG_CONNECT_TIMEOUT_S = 5
 _SCHEMA_LOCK_KEY = 0x5E17_0001  # PostgreSQL advisory lock id guarding create_schema
+_WAL_SWITCH_TIMEOUT_S = 5.0
 
 
 def normalize_url(url: str) -> str:
@@ -66,9 +69,8 @@ def _sqlite_engine(url: URL, synchronous: Literal["FULL", "NORMAL"]) -> Engine:
     Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url)
     pragmas = (
-        "PRAGMA journal_mode=WAL",
-        f"PRAGMA synchronous={synchronous}",
         "PRAGMA busy_timeout=5000",
+        f"PRAGMA synchronous={synchronous}",
         "PRAGMA foreign_keys=ON",
     )
 
@@ -80,6 +82,7 @@ def _sqlite_engine(url: URL, synchronous: Literal["FULL", "NORMAL"]) -> Engine:
         try:
             for pragma in pragmas:
                 cursor.execute(pragma)
+            _enable_wal(cursor)
         finally:
             cursor.close()
 
@@ -90,6 +93,23 @@ def _sqlite_engine(url: URL, synchronous: Literal["FULL", "NORMAL"]) -> Engine:
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    # Switching to WAL needs a moment of exclusive access and SQLite answers "database is locked"
+    # at once, ignoring busy_timeout, while another connection (another worker starting up) holds
+    # the file. The mode is persistent, so a file someone else already switched is fine as it is.
+    deadline = time.monotonic() + _WAL_SWITCH_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            time.sleep(0.01)
 
 
 def create_schema(engine: Engine) -> None:

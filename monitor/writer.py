@@ -3,7 +3,9 @@
 The no-data-loss rule says a callback is answered only after its message is durably stored.
 Committing one transaction per message would cap throughput at the disk's fsync rate, so
 :class:`GroupCommitWriter` lets every message arriving while a commit is in flight share the next
-transaction.
+transaction. Work that is the same statement for every message (storing one) can go through a
+:class:`BulkOp`, which the writer runs once per transaction for all the items of a batch: one
+multi-row statement instead of one statement, and its per-statement Python overhead, per message.
 """
 
 from __future__ import annotations
@@ -12,10 +14,10 @@ import asyncio
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
@@ -23,9 +25,13 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from monitor.errors import StorageError, WriterClosed
 from monitor.log import storage_log
 
-__all__ = ["SQLITE_BEGIN_OPTION", "GroupCommitWriter"]
+__all__ = ["SQLITE_BEGIN_OPTION", "BulkOp", "GroupCommitWriter"]
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")
+ResultT = TypeVar("ResultT")
+ItemT_contra = TypeVar("ItemT_contra", contravariant=True)
+ResultT_co = TypeVar("ResultT_co", covariant=True)
 
 SQLITE_BEGIN_OPTION = "sentinel_sqlite_begin"
 """Execution option read by the SQLite engine's "begin" hook (see ``monitor.db.make_engine``).
@@ -35,13 +41,32 @@ a lock upgrade; other connections use a deferred BEGIN.
 """
 
 
+class BulkOp(Protocol[ItemT_contra, ResultT_co]):
+    """Database work done for many items at once; see :meth:`GroupCommitWriter.run_bulk`.
+
+    Every item queued with the same op object during one batch is handed to a single
+    :meth:`execute` call inside the batch's transaction.
+    """
+
+    def execute(self, conn: Connection, items: Sequence[ItemT_contra]) -> Sequence[ResultT_co]:
+        """Do the work for ``items`` on ``conn``; return one result per item, in the same order.
+
+        Runs in the writer thread, inside a transaction the writer commits. Raising fails the whole
+        call; the writer then re-runs each item alone (``items`` of length 1) to find the bad one,
+        so like any unit it must have no side effects outside the connection.
+        """
+        ...
+
+
 @dataclass(slots=True)
 class _Unit:
-    work: Callable[[Connection], Any]
+    op: BulkOp[Any, Any] | None  # None: a plain unit (run), whose item is the work callable
+    item: Any
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
 
 
+_Step = _Unit | tuple[BulkOp[Any, Any], list[_Unit]]  # a plain unit, or one op's bulk items
 _Outcome = tuple[_Unit, bool, Any]  # (unit, succeeded, result or exception)
 
 
@@ -66,8 +91,15 @@ class GroupCommitWriter:
     gets a :class:`StorageError`; the outcome of an interrupted COMMIT is unknown, which is why
     stores must be idempotent.
 
-    ``on_commit(batch_size, seconds)`` is called from the writer thread after each commit (metrics).
-    The engine belongs to the caller: dispose it after :meth:`close`.
+    ``run_bulk(op, item)`` queues an item for a :class:`BulkOp`: inside a batch, all items of the
+    same op object are done by one ``op.execute(conn, items)`` call, placed where the op's first
+    item was queued (plain units run in queue order; a bulk item may thus run before plain units
+    queued ahead of it but after its op's first item). On failure each item is re-run alone, as
+    above.
+
+    ``on_commit(batch_size, seconds)`` is called from the writer thread after each commit (metrics);
+    ``batch_size`` counts units (plain units and bulk items). The engine belongs to the caller:
+    dispose it after :meth:`close`.
     """
 
     def __init__(
@@ -131,17 +163,36 @@ class GroupCommitWriter:
         """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        with self._lock:
-            if self._closed:
-                raise WriterClosed("the group-commit writer is closed")
-            if self._thread is None:
-                raise RuntimeError("GroupCommitWriter.start() has not been awaited")
-            self._queue.put(_Unit(work, future, loop))
+        self._submit(_Unit(None, work, future, loop))
         self._pending += 1
         try:
             return await future
         finally:
             self._pending -= 1
+
+    async def run_bulk(self, op: BulkOp[ItemT, ResultT], item: ItemT) -> ResultT:
+        """Queue ``item`` for ``op`` and return its result once its transaction has committed.
+
+        All items queued with the same ``op`` object that land in one batch are done by a single
+        ``op.execute(conn, items)`` call. Errors, cancellation and :meth:`close` behave as for
+        :meth:`run`; if ``execute`` raises, each item is re-run alone so only the bad one fails.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ResultT] = loop.create_future()
+        self._submit(_Unit(op, item, future, loop))
+        self._pending += 1
+        try:
+            return await future
+        finally:
+            self._pending -= 1
+
+    def _submit(self, unit: _Unit) -> None:
+        with self._lock:
+            if self._closed:
+                raise WriterClosed("the group-commit writer is closed")
+            if self._thread is None:
+                raise RuntimeError("GroupCommitWriter.start() has not been awaited")
+            self._queue.put(unit)
 
     async def ping(self, *, timeout_s: float = 5.0) -> None:
         """Round-trip ``SELECT 1`` through the writer; :class:`StorageError` on failure/timeout."""
@@ -203,8 +254,22 @@ class GroupCommitWriter:
 
     def _collect(self, first: _Unit) -> tuple[list[_Unit], bool]:
         batch = [first]
+        max_batch = self._max_batch
+        if self._max_delay_s == 0:
+            # The default: take what is queued right now, without a clock read per unit.
+            get_nowait = self._queue.get_nowait
+            append = batch.append
+            for _ in range(max_batch - 1):
+                try:
+                    unit = get_nowait()
+                except queue.Empty:
+                    break
+                if unit is None:
+                    return batch, True
+                append(unit)
+            return batch, False
         deadline = time.monotonic() + self._max_delay_s
-        while len(batch) < self._max_batch:
+        while len(batch) < max_batch:
             remaining = deadline - time.monotonic()
             try:
                 unit = (
@@ -222,7 +287,7 @@ class GroupCommitWriter:
     def _process(self, batch: list[_Unit]) -> None:
         started = time.perf_counter()
         try:
-            results = self._transaction(batch)
+            outcomes = self._transaction(batch)
         except _UnitFailed as failed:
             error = failed.error
             if len(batch) == 1:
@@ -251,17 +316,25 @@ class GroupCommitWriter:
                 raise
             return
         self._committed(len(batch), time.perf_counter() - started)
-        _settle([(unit, True, result) for unit, result in zip(batch, results, strict=True)])
+        _settle(outcomes)
 
-    def _transaction(self, batch: list[_Unit]) -> list[Any]:
-        results: list[Any] = []
+    def _transaction(self, batch: list[_Unit]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
+        steps = _plan(batch)
         with self._tx_engine.begin() as conn:
-            for unit in batch:
+            for step in steps:
                 try:
-                    results.append(unit.work(conn))
+                    if isinstance(step, _Unit):
+                        outcomes.append((step, True, _run_plain(step, conn)))
+                    else:
+                        op, units = step
+                        results = _run_bulk(op, units, conn)
+                        outcomes.extend(
+                            [(unit, True, r) for unit, r in zip(units, results, strict=True)]
+                        )
                 except Exception as exc:
                     raise _UnitFailed(exc) from exc
-        return results
+        return outcomes
 
     def _one_by_one(self, batch: list[_Unit]) -> None:
         outcomes: list[_Outcome] = []
@@ -269,7 +342,10 @@ class GroupCommitWriter:
             started = time.perf_counter()
             try:
                 with self._tx_engine.begin() as conn:
-                    result = unit.work(conn)
+                    op = unit.op
+                    result = (
+                        _run_plain(unit, conn) if op is None else _run_bulk(op, [unit], conn)[0]
+                    )
             except Exception as exc:
                 storage_log.debug("unit failure detail", exc_info=True)
                 outcomes.append((unit, False, _as_caller_error(exc)))
@@ -285,6 +361,40 @@ class GroupCommitWriter:
             self._on_commit(size, seconds)
         except Exception:  # a metrics bug must not fail stores that did commit
             storage_log.warning("on_commit callback failed", exc_info=True)
+
+
+def _plan(batch: list[_Unit]) -> list[_Step]:
+    """Plain units in queue order; each op's bulk items as one step where its first item was."""
+    op = batch[0].op
+    if op is not None and all(unit.op is op for unit in batch):
+        return [(op, batch)]  # the usual batch under load: one kind of store, nothing to sort
+    steps: list[_Step] = []
+    # Keyed by id(op): "the same op object" is what shares an execute, and ops need not be hashable.
+    groups: dict[int, list[_Unit]] = {}
+    for unit in batch:
+        op = unit.op
+        if op is None:
+            steps.append(unit)
+            continue
+        group = groups.get(id(op))
+        if group is None:
+            group = groups[id(op)] = []
+            steps.append((op, group))
+        group.append(unit)
+    return steps
+
+
+def _run_plain(unit: _Unit, conn: Connection) -> Any:
+    return unit.item(conn)
+
+
+def _run_bulk(op: BulkOp[Any, Any], units: list[_Unit], conn: Connection) -> Sequence[Any]:
+    results = op.execute(conn, [unit.item for unit in units])
+    if len(results) != len(units):  # a miscount would hand callers each other's results
+        raise RuntimeError(
+            f"{type(op).__name__}.execute returned {len(results)} results for {len(units)} items"
+        )
+    return results
 
 
 def _select_one(conn: Connection) -> None:
@@ -306,10 +416,21 @@ def _as_caller_error(exc: Exception) -> BaseException:
 
 
 def _settle(outcomes: list[_Outcome]) -> None:
-    """Hand outcomes to their event loops (one thread-safe call per loop, not per unit)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
-    for outcome in outcomes:
-        by_loop.setdefault(outcome[0].loop, []).append(outcome)
+    """Hand outcomes to their event loops (one thread-safe call per loop, not per unit).
+
+    Each call writes to the loop's self-pipe and wakes it up, so a batch costs one wake-up per
+    loop rather than one per unit.
+    """
+    if not outcomes:
+        return
+    first_loop = outcomes[0][0].loop
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Outcome]]
+    if all(outcome[0].loop is first_loop for outcome in outcomes):  # the usual case: one loop
+        by_loop = {first_loop: outcomes}
+    else:
+        by_loop = {}
+        for outcome in outcomes:
+            by_loop.setdefault(outcome[0].loop, []).append(outcome)
     for loop, items in by_loop.items():
         try:
             loop.call_soon_threadsafe(_settle_on_loop, items)

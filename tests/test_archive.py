@@ -8,17 +8,19 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 from monitor import (
     Archive,
     GroupCommitWriter,
     InboundRecord,
+    MessageRecord,
     StorageError,
     StoreResult,
     create_schema,
     make_engine,
 )
+from monitor import archive as archive_module
 
 FIXED_NOW = datetime(2024, 5, 4, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -59,6 +61,40 @@ async def writer(engine: Engine, commits: list[int]) -> AsyncIterator[GroupCommi
 @pytest.fixture
 def archive(writer: GroupCommitWriter) -> Archive:
     return Archive(writer, clock=lambda: FIXED_NOW)
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement sent to the database (BEGIN included on SQLite), in order."""
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def count(statements: list[str], verb: str) -> int:
+    return sum(1 for s in statements if s.lstrip().upper().startswith(verb))
+
+
+class Gate:
+    """A plain unit holding the writer thread, so the stores queued meanwhile form one batch."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, conn: Connection) -> None:
+        self.entered.set()
+        self.release.wait(10)
+
+    async def hold(self, writer: GroupCommitWriter) -> asyncio.Task[None]:
+        task = asyncio.create_task(writer.run(self))
+        assert await asyncio.to_thread(self.entered.wait, 5)
+        return task
 
 
 async def test_store_and_read_back_chinese_and_emoji(archive: Archive) -> None:
@@ -176,3 +212,165 @@ async def test_store_after_close_is_a_storage_error(
     await writer.close()
     with pytest.raises(StorageError):
         await archive.store_inbound(record("late"))
+
+
+def test_row_covers_every_column() -> None:
+    table = MessageRecord.__table__  # type: ignore[attr-defined]
+    assert set(archive_module._COLUMNS) == {c.name for c in table.c} - {"id"}
+    row = archive_module._row(record("k", content="c", raw="r"), FIXED_NOW)
+    assert dict(zip(archive_module._COLUMNS, row, strict=True)) == {
+        "dedupe_key": "k",
+        "channel": "app",
+        "msg_type": "text",
+        "event": None,
+        "from_user": "zhangsan",
+        "to_user": "wx5823bf96d3bd56c7",
+        "agent_id": "1000002",
+        "create_time": 1_714_825_815,
+        "content": "c",
+        "raw": "r",
+        "received_at": FIXED_NOW,
+    }
+
+
+async def test_one_insert_statement_per_batch(
+    writer: GroupCommitWriter, archive: Archive, commits: list[int], statements: list[str]
+) -> None:
+    gate = Gate()
+    held = await gate.hold(writer)
+    tasks = [asyncio.create_task(archive.store_inbound(record(f"m{i}"))) for i in range(100)]
+    await asyncio.sleep(0.01)
+    statements.clear()
+    gate.release.set()
+    await held
+    results = await asyncio.gather(*tasks)
+    assert all(r.inserted for r in results)
+    assert len({r.message_id for r in results}) == 100
+    assert count(statements, "INSERT") == 1  # one multi-row INSERT, one round trip
+    assert count(statements, "SELECT") == 0  # nothing was archived before: no id lookup
+    assert commits == [1, 100]
+    assert await archive.count() == 100
+    for i in (0, 57, 99):  # each caller got its own row's id
+        stored = await archive.get(f"m{i}")
+        assert stored is not None
+        assert stored.id == results[i].message_id
+
+
+@pytest.mark.parametrize("insert", ["driver", "core"])
+async def test_duplicates_and_archived_keys_in_one_batch(
+    writer: GroupCommitWriter,
+    archive: Archive,
+    commits: list[int],
+    statements: list[str],
+    insert: str,
+) -> None:
+    if insert == "core":  # the portable Core statement, used for drivers other than ours
+        archive._store._insert = archive_module._CoreInsert(writer.engine.dialect)
+    old = await archive.store_inbound(record("old", content="first copy"))
+    commits.clear()
+    gate = Gate()
+    held = await gate.hold(writer)
+    keys = ["a", "old", "a", "b", "old", "a", "c"]
+    tasks = [
+        asyncio.create_task(archive.store_inbound(record(key, content=f"copy {i}")))
+        for i, key in enumerate(keys)
+    ]
+    await asyncio.sleep(0.01)
+    statements.clear()
+    gate.release.set()
+    await held
+    results = dict(enumerate(await asyncio.gather(*tasks)))
+    a, b, c = results[0].message_id, results[3].message_id, results[6].message_id
+    assert len({a, b, c, old.message_id}) == 4
+    assert results == {
+        0: StoreResult(a, inserted=True),
+        1: StoreResult(old.message_id, inserted=False),
+        2: StoreResult(a, inserted=False),
+        3: StoreResult(b, inserted=True),
+        4: StoreResult(old.message_id, inserted=False),
+        5: StoreResult(a, inserted=False),
+        6: StoreResult(c, inserted=True),
+    }
+    assert count(statements, "INSERT") == 1
+    assert count(statements, "SELECT") == 1  # one lookup for the already archived key
+    assert commits == [1, 7]  # one transaction, no unit failed
+    assert await archive.count() == 4
+    stored_a, stored_old = await archive.get("a"), await archive.get("old")
+    assert stored_a is not None
+    assert stored_a.content == "copy 0"  # the first copy in the batch wins
+    assert stored_old is not None
+    assert stored_old.content == "first copy"
+
+
+async def test_failing_store_is_isolated_from_its_batch(
+    writer: GroupCommitWriter, archive: Archive, commits: list[int]
+) -> None:
+    gate = Gate()
+    held = await gate.hold(writer)
+    good = [asyncio.create_task(archive.store_inbound(record(f"g{i}"))) for i in range(5)]
+    broken = InboundRecord(  # NOT NULL violation in the database, on both backends
+        dedupe_key="broken",
+        channel="app",
+        msg_type="text",
+        from_user="u",
+        to_user="corp",
+        create_time=1,
+        raw=None,  # type: ignore[arg-type]
+    )
+    bad = asyncio.create_task(archive.store_inbound(broken))
+    twin = asyncio.create_task(archive.store_inbound(record("g1")))
+    await asyncio.sleep(0.01)
+    gate.release.set()
+    await held
+    results = await asyncio.gather(*good)
+    assert all(r.inserted for r in results)
+    with pytest.raises(StorageError):
+        await bad
+    assert await twin == StoreResult(results[1].message_id, inserted=False)
+    assert await archive.get("broken") is None
+    assert await archive.count() == 5
+    assert commits == [1] + [1] * 6  # the batch failed as a whole, then each store alone
+
+
+async def test_batches_larger_than_one_insert_page(engine: Engine) -> None:
+    sizes: list[int] = []
+    inserts: list[str] = []
+    n = archive_module._PAGE_ROWS * 2 + 50
+    async with GroupCommitWriter(
+        engine, max_batch=n, on_commit=lambda size, _s: sizes.append(size)
+    ) as writer:
+        archive = Archive(writer, clock=lambda: FIXED_NOW)
+        gate = Gate()
+        held = await gate.hold(writer)
+        tasks = [asyncio.create_task(archive.store_inbound(record(f"p{i}"))) for i in range(n)]
+        await asyncio.sleep(0.05)
+
+        def on_execute(*args: object) -> None:
+            if str(args[2]).startswith("INSERT"):
+                inserts.append(str(args[2]))
+
+        event.listen(engine, "before_cursor_execute", on_execute)
+        gate.release.set()
+        await held
+        results = await asyncio.gather(*tasks)
+        event.remove(engine, "before_cursor_execute", on_execute)
+    assert sizes == [1, n]
+    assert len(inserts) == 3  # pages of 1000, 1000 and 50 rows (SQLite's parameter limit)
+    assert all(r.inserted for r in results)
+    assert len({r.message_id for r in results}) == n
+    assert await archive.count() == n
+
+
+async def test_close_flushes_queued_stores(writer: GroupCommitWriter, archive: Archive) -> None:
+    gate = Gate()
+    held = await gate.hold(writer)
+    tasks = [asyncio.create_task(archive.store_inbound(record(f"q{i}"))) for i in range(30)]
+    await asyncio.sleep(0)  # every task has queued its store
+    closing = asyncio.create_task(writer.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    gate.release.set()
+    await closing
+    await held
+    assert all(r.inserted for r in await asyncio.gather(*tasks))
+    assert await archive.count() == 30

@@ -12,16 +12,29 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
 import pytest
-from sqlalchemy import Column, Connection, Engine, Integer, MetaData, String, Table, func, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    event,
+    func,
+    select,
+)
 from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from monitor import (
+    BulkOp,
     GroupCommitWriter,
     MessageRecord,
     MonitorError,
@@ -77,6 +90,53 @@ def insert_item(value: str) -> Callable[[Connection], str]:
 def stored_values(engine: Engine) -> set[str]:
     with engine.connect() as conn:
         return set(conn.execute(select(ITEMS.c.value)).scalars())
+
+
+@dataclass  # eq=True without frozen makes it unhashable: the writer must group ops by identity
+class InsertItems:
+    """A bulk op inserting its items with ONE multi-row INSERT; records every execute call."""
+
+    log: list[str] | None = None  # shared with plain units, to check execution order
+    calls: list[list[str]] = field(default_factory=list)
+    fail_on: str | None = None
+    miscount: bool = False
+
+    def execute(self, conn: Connection, items: Sequence[str]) -> list[str]:
+        self.calls.append(list(items))
+        if self.log is not None:
+            self.log.append("+".join(items))
+        if self.fail_on is not None and self.fail_on in items:
+            raise ValueError("bad item")
+        conn.execute(ITEMS.insert().values([{"value": v} for v in items]))
+        results = [v.upper() for v in items]
+        return results[1:] if self.miscount else results
+
+
+def logged_item(value: str, log: list[str]) -> Callable[[Connection], str]:
+    insert = insert_item(value)
+
+    def work(conn: Connection) -> str:
+        log.append(value)
+        return insert(conn)
+
+    return work
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement sent to the database (BEGIN included on SQLite), in order."""
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def inserts(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("INSERT")]
 
 
 class Gate:
@@ -293,6 +353,165 @@ async def test_on_commit_failure_does_not_fail_stores(engine: Engine) -> None:
     async with GroupCommitWriter(engine, on_commit=broken_metrics) as w:
         assert await w.run(insert_item("m")) == "m"
     assert stored_values(engine) == {"m"}
+
+
+async def test_bulk_items_of_one_batch_share_one_execute(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int], statements: list[str]
+) -> None:
+    op: BulkOp[str, str] = InsertItems()  # a BulkOp structurally (checked by mypy)
+    gate = Gate()
+    held = await gate.hold(writer)
+    values = [f"b{i}" for i in range(50)]
+    tasks = [asyncio.create_task(writer.run_bulk(op, v)) for v in values]
+    await asyncio.sleep(0.01)
+    assert writer.pending == 51
+    statements.clear()
+    gate.release.set()
+    await held
+    assert await asyncio.gather(*tasks) == [v.upper() for v in values]
+    assert isinstance(op, InsertItems)
+    assert op.calls == [values]  # one execute call, items in queue order
+    assert len(inserts(statements)) == 1  # ... and one INSERT statement for the batch
+    assert commits == [1, 50]  # batch_size counts bulk items
+    assert stored_values(engine) == set(values)
+    assert writer.pending == 0
+
+
+async def test_many_concurrent_bulk_items_use_few_executes(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int]
+) -> None:
+    op = InsertItems()
+    values = [f"c{i}" for i in range(300)]
+    assert await asyncio.gather(*(writer.run_bulk(op, v) for v in values)) == [
+        v.upper() for v in values
+    ]
+    assert len(op.calls) == len(commits) <= 30, commits  # one execute per transaction
+    assert sorted(v for call in op.calls for v in call) == sorted(values)
+    assert stored_values(engine) == set(values)
+
+
+async def test_plain_units_and_bulk_ops_mixed_in_one_batch(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int], statements: list[str]
+) -> None:
+    log: list[str] = []
+    first, second = InsertItems(log=log), InsertItems(log=log)
+    gate = Gate()
+    held = await gate.hold(writer)
+    tasks = [
+        asyncio.create_task(writer.run(logged_item("p1", log))),
+        asyncio.create_task(writer.run_bulk(first, "a1")),
+        asyncio.create_task(writer.run(logged_item("p2", log))),
+        asyncio.create_task(writer.run_bulk(second, "z1")),
+        asyncio.create_task(writer.run_bulk(first, "a2")),
+        asyncio.create_task(writer.run(logged_item("p3", log))),
+        asyncio.create_task(writer.run_bulk(first, "a3")),
+    ]
+    await asyncio.sleep(0.01)
+    statements.clear()
+    gate.release.set()
+    await held
+    assert await asyncio.gather(*tasks) == ["p1", "A1", "p2", "Z1", "A2", "p3", "A3"]
+    # Plain units in queue order; each op's items together, where its first item was queued.
+    assert log == ["p1", "a1+a2+a3", "p2", "z1", "p3"]
+    assert first.calls == [["a1", "a2", "a3"]]
+    assert second.calls == [["z1"]]
+    assert len(inserts(statements)) == 5
+    assert commits == [1, 7]
+    assert stored_values(engine) == {"p1", "p2", "p3", "a1", "a2", "a3", "z1"}
+
+
+async def test_failing_bulk_item_is_isolated(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int]
+) -> None:
+    assert await writer.run(insert_item("taken")) == "taken"
+    commits.clear()
+    op = InsertItems(fail_on="bad")
+    gate = Gate()
+    held = await gate.hold(writer)
+    good = [asyncio.create_task(writer.run_bulk(op, f"g{i}")) for i in range(5)]
+    bad = asyncio.create_task(writer.run_bulk(op, "bad"))
+    duplicate = asyncio.create_task(writer.run_bulk(op, "taken"))  # violates the unique value
+    plain = asyncio.create_task(writer.run(insert_item("plain")))
+    more = [asyncio.create_task(writer.run_bulk(op, f"h{i}")) for i in range(5)]
+    await asyncio.sleep(0.01)
+    gate.release.set()
+    await held
+
+    assert await asyncio.gather(*good, plain, *more) == [f"G{i}" for i in range(5)] + ["plain"] + [
+        f"H{i}" for i in range(5)
+    ]
+    with pytest.raises(ValueError, match="bad item"):
+        await bad
+    with pytest.raises(StorageError) as info:
+        await duplicate
+    assert isinstance(info.value.__cause__, IntegrityError)
+    assert "taken" not in str(info.value)  # no data in the message
+    assert stored_values(engine) == (
+        {"taken", "plain"} | {f"g{i}" for i in range(5)} | {f"h{i}" for i in range(5)}
+    )
+    # the whole batch in one execute, rolled back; then every unit alone, bulk items as [item]
+    assert op.calls[0] == [
+        *(f"g{i}" for i in range(5)),
+        "bad",
+        "taken",
+        *(f"h{i}" for i in range(5)),
+    ]
+    assert all(len(call) == 1 for call in op.calls[1:])
+    assert len(op.calls) == 1 + 12
+    assert commits == [1] + [1] * 11  # the gate, then the 11 good units one by one
+
+
+async def test_bulk_result_count_mismatch_fails_its_callers(
+    engine: Engine, writer: GroupCommitWriter
+) -> None:
+    op = InsertItems(miscount=True)
+    with pytest.raises(RuntimeError, match="returned 0 results for 1 items"):
+        await writer.run_bulk(op, "x")
+    assert stored_values(engine) == set()
+    assert await writer.run_bulk(InsertItems(), "y") == "Y"
+
+
+async def test_close_flushes_queued_bulk_items(
+    engine: Engine, writer: GroupCommitWriter, commits: list[int]
+) -> None:
+    op = InsertItems()
+    gate = Gate()
+    held = await gate.hold(writer)
+    tasks = [asyncio.create_task(writer.run_bulk(op, f"c{i}")) for i in range(50)]
+    plain = asyncio.create_task(writer.run(insert_item("plain")))
+    await asyncio.sleep(0)  # every task has queued its unit
+    closing = asyncio.create_task(writer.close())
+    await asyncio.sleep(0.01)
+    assert not closing.done()
+    gate.release.set()
+    await closing
+    await held
+    assert await asyncio.gather(*tasks) == [f"C{i}" for i in range(50)]
+    assert await plain == "plain"
+    assert op.calls == [[f"c{i}" for i in range(50)]]
+    assert commits == [1, 51]
+    assert len(stored_values(engine)) == 51
+    with pytest.raises(WriterClosed):
+        await writer.run_bulk(op, "late")
+
+
+async def test_cancelled_bulk_caller_still_stores(
+    engine: Engine, writer: GroupCommitWriter
+) -> None:
+    op = InsertItems()
+    gate = Gate()
+    held = await gate.hold(writer)
+    doomed = asyncio.create_task(writer.run_bulk(op, "cancelled"))
+    kept = asyncio.create_task(writer.run_bulk(op, "kept"))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    gate.release.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert await kept == "KEPT"
+    assert op.calls == [["cancelled", "kept"]]
+    assert stored_values(engine) == {"cancelled", "kept"}
 
 
 async def test_ping(writer: GroupCommitWriter) -> None:

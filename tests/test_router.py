@@ -140,6 +140,8 @@ async def test_shipped_handlers() -> None:
     assert reply == TextReply(content=HANDOFF_REPLY)
     assert await root.dispatch(text_msg("你好"), ctx()) == TextReply(content=GREETING_REPLY)
     assert await root.dispatch(text_msg("Hello!"), ctx()) == TextReply(content=GREETING_REPLY)
-    # ASCII greetings only as the whole message
+    assert await root.dispatch(text_msg("在吗？"), ctx()) == TextReply(content=GREETING_REPLY)
+    # greetings only as the whole message: a question that starts with 你好 is not a greeting
+    assert await root.dispatch(text_msg("你好，我的快递还没到"), ctx()) is UNHANDLED
     assert await root.dispatch(text_msg("this shipping"), ctx()) is UNHANDLED
     assert await root.dispatch(event_msg("subscribe"), ctx()) is UNHANDLED

@@ -140,3 +140,33 @@ documents = st.dictionaries(tags, leaf | st.dictionaries(tags, leaf, min_size=1,
 @given(documents)
 def test_round_trip_property(d: dict[str, Any]) -> None:
     assert parse_xml(render_xml(d)) == d
+
+
+# The fast path (C parser, no DTD possible) must agree with defusedxml on every document it takes,
+# and leave every document that could carry a DTD to defusedxml.
+tricky_text = st.lists(
+    st.sampled_from(["<!DOCTYPE x>", "<!ENTITY", "]]>", "&", "中", "a", "\r"])
+).map("".join)
+
+
+@given(st.dictionaries(st.sampled_from(["Content", "MsgType", "Title"]), tricky_text, min_size=1))
+def test_fast_path_agrees_with_defusedxml(d: dict[str, str]) -> None:
+    from wecom_sdk.xmlsafe import _children, _parse_defused
+
+    data = render_xml(d)
+    assert parse_xml(data) == _children(_parse_defused(data)) == d
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        '<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><C>&a;</C></xml>'.encode("utf-16"),
+        '<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><C>&a;</C></xml>'.encode("utf-16-le"),
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml><C>&a;</C></xml>',
+        b'\xef\xbb\xbf<!DOCTYPE x [<!ENTITY a "aaaa">]><xml><C>&a;</C></xml>',
+    ],
+    ids=["utf-16-bom", "utf-16-le-no-bom", "declaration", "utf-8-bom"],
+)
+def test_dtd_hidden_by_encoding_is_still_refused(data: bytes) -> None:
+    with pytest.raises(XmlError):
+        parse_xml(data)

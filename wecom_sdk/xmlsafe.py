@@ -8,9 +8,9 @@ CDATA so any string round-trips. Named ``xmlsafe`` because ``xml`` would shadow 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, XMLParser
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
@@ -43,8 +43,9 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
         XmlError: Malformed XML, a DTD, an entity declaration, an external reference, or a root
             other than ``xml``.
     """
+    raw = data.encode("utf-8") if isinstance(data, str) else data
     try:
-        root = fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+        root = _parse_plain(raw) if _has_no_dtd(raw) else _parse_defused(raw)
     except DefusedXmlException as exc:
         raise XmlError(f"refused XML construct: {type(exc).__name__}") from exc
     except (ParseError, ValueError, LookupError, TypeError) as exc:
@@ -53,6 +54,37 @@ def parse_xml(data: bytes | str) -> dict[str, Any]:
     if root.tag != "xml":
         raise XmlError(f"root element is <{root.tag}>, expected <xml>")
     return _children(root)
+
+
+def _has_no_dtd(data: bytes) -> bool:
+    """True when ``data`` provably has no DTD, so no entity can be declared or expanded in it.
+
+    Entities (and external references) can only be declared inside a ``<!DOCTYPE`` declaration;
+    without one expat rejects every entity reference but the five predefined ones. The byte search
+    is exact because such documents are parsed as UTF-8 only (``_parse_plain``); NUL bytes, which
+    XML forbids, are what UTF-16/32 (expat detects those on its own) would contain, so they are
+    left to defusedxml, as is any document with an XML declaration (WeCom sends none), so a
+    declared encoding keeps its full handling there.
+    """
+    return (
+        not data.startswith((b"<?", b"\xef\xbb\xbf<?"))
+        and b"\x00" not in data
+        and b"<!DOCTYPE" not in data
+        and b"<!ENTITY" not in data
+    )
+
+
+def _parse_plain(data: bytes) -> Element:
+    # The C-accelerated parser, with the encoding pinned to UTF-8 so no declaration can change how
+    # the bytes checked by _has_no_dtd are read. About 2x faster than defusedxml's pure-Python
+    # parser, which matters twice per callback on the hot path.
+    parser = XMLParser(encoding="utf-8")
+    parser.feed(data)
+    return parser.close()
+
+
+def _parse_defused(data: bytes) -> Element:
+    return fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
 
 
 def _children(element: Element) -> dict[str, Any]:
@@ -87,33 +119,35 @@ def render_xml(fields: Mapping[str, object], root: str = "xml") -> bytes:
         XmlError: A tag name is not a plain XML name, a value has an unsupported type, or text
             holds characters XML 1.0 cannot represent (errcode -40011).
     """
-    return "".join(_element(root, fields)).encode("utf-8")
+    out: list[str] = []
+    _element(out, root, fields)
+    return "".join(out).encode("utf-8")
 
 
-def _element(tag: str, value: object) -> Iterator[str]:
+def _element(out: list[str], tag: str, value: object) -> None:
+    # Appends to one list rather than chaining generators: this renders every passive reply.
     if not _NAME_RE.fullmatch(tag):
         raise XmlError(f"invalid XML tag name {tag!r}", errcode=_RENDER_ERRCODE)
     if value is None:
         return
-    if isinstance(value, list | tuple):
+    if isinstance(value, str):
+        out.append(f"<{tag}>{_text(value)}</{tag}>")
+    elif isinstance(value, list | tuple):
         for item in value:
             if isinstance(item, list | tuple):
                 raise XmlError(f"nested list under <{tag}>", errcode=_RENDER_ERRCODE)
-            yield from _element(tag, item)
-        return
-    yield f"<{tag}>"
-    if isinstance(value, Mapping):
+            _element(out, tag, item)
+    elif isinstance(value, Mapping):
+        out.append(f"<{tag}>")
         for key, child in value.items():
-            yield from _element(str(key), child)
-    elif isinstance(value, str):
-        yield _text(value)
+            _element(out, str(key), child)
+        out.append(f"</{tag}>")
     elif isinstance(value, bool):
-        yield str(int(value))
+        out.append(f"<{tag}>{int(value)}</{tag}>")
     elif isinstance(value, int | float):
-        yield repr(value)
+        out.append(f"<{tag}>{value!r}</{tag}>")
     else:
         raise XmlError(f"cannot render {type(value).__name__} in <{tag}>", errcode=_RENDER_ERRCODE)
-    yield f"</{tag}>"
 
 
 def _text(value: str) -> str:
