@@ -4,6 +4,9 @@
 python run_bot.py serve [--config FILE] [--host H] [--port P] [--workers N]
 python run_bot.py simulate --text TEXT [--from USERID] [--url URL] [--config FILE]
 python run_bot.py check [--config FILE]
+python run_bot.py rules scan (--rules PATH | --words FILE [--allow FILE])  < messages
+python run_bot.py rules check PATH [PATH ...]
+python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config FILE]
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import argparse
 import asyncio
 import os
 import sys
+from datetime import date
 from pathlib import Path
 
 import aiohttp
@@ -20,6 +24,7 @@ from bot.config import Config, ConfigError, default_config_path, load_config
 from bot.preflight import check_services
 from bot.runner import serve
 from bot.simulate import default_url, simulate
+from rules.cli import backtest_command, check_command, scan_command
 from wecom_sdk.errors import WeComError
 
 EXIT_CONFIG = 2
@@ -70,6 +75,60 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0 if 200 <= result.status < 300 else 1
 
 
+def cmd_rules_scan(args: argparse.Namespace) -> int:
+    return scan_command(
+        rules=args.rules,
+        words=args.words,
+        allow=args.allow,
+        stdin=sys.stdin,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    return check_command(args.paths, stdout=sys.stdout)
+
+
+def cmd_rules_backtest(args: argparse.Namespace) -> int:
+    config = _load(args)
+    return backtest_command(
+        args.paths, database_url=config.storage.database_url, since=args.since, stdout=sys.stdout
+    )
+
+
+def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    rules_p = sub.add_parser("rules", help="scan text with rules, validate rule files")
+    rules_sub = rules_p.add_subparsers(dest="rules_command", required=True)
+
+    scan_p = rules_sub.add_parser(
+        "scan", help="read messages from stdin (one per line), write one JSON line of hits each"
+    )
+    source = scan_p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--rules", action="append", metavar="PATH", help="rule file or folder (repeatable)"
+    )
+    source.add_argument("--words", metavar="FILE", help="plain word list, one word per line")
+    scan_p.add_argument("--allow", metavar="FILE", help="allow-list phrases (only with --words)")
+    scan_p.set_defaults(func=cmd_rules_scan)
+
+    check_p = rules_sub.add_parser("check", help="validate rule files; errors as file:line")
+    check_p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or folder")
+    check_p.set_defaults(func=cmd_rules_check)
+
+    backtest_p = rules_sub.add_parser(
+        "backtest", help="run draft rules over the archive: hit counts per word, with samples"
+    )
+    backtest_p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or folder")
+    backtest_p.add_argument(
+        "--since", type=date.fromisoformat, metavar="YYYY-MM-DD", help="messages received from"
+    )
+    backtest_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    backtest_p.set_defaults(func=cmd_rules_backtest)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bot.py", description="wecom-sentinel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -96,11 +155,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = with_config(sub.add_parser("check", help="validate the config and reach its services"))
     check.set_defaults(func=cmd_check)
+
+    add_rules_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "allow", None) is not None and getattr(args, "words", None) is None:
+        parser.error("--allow can only be used with --words")
     try:
         code: int = args.func(args)
     except ConfigError as exc:

@@ -128,6 +128,8 @@ class GroupCommitWriter:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._pending = 0
+        # Units submitted during the current event-loop iteration, handed to the writer together.
+        self._staged: list[_Unit] = []
 
     @property
     def engine(self) -> Engine:
@@ -192,7 +194,20 @@ class GroupCommitWriter:
                 raise WriterClosed("the group-commit writer is closed")
             if self._thread is None:
                 raise RuntimeError("GroupCommitWriter.start() has not been awaited")
-            self._queue.put(unit)
+            self._staged.append(unit)
+            first = len(self._staged) == 1
+        if first:
+            # Hand units over once per event-loop iteration rather than one by one: the callbacks
+            # one iteration processed then reach the writer together and share a transaction.
+            # Handing over each unit at once woke the writer for a batch of one most of the time,
+            # so most commits (the costly part) carried a single message.
+            unit.loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            staged, self._staged = self._staged, []
+            for unit in staged:
+                self._queue.put(unit)
 
     async def ping(self, *, timeout_s: float = 5.0) -> None:
         """Round-trip ``SELECT 1`` through the writer; :class:`StorageError` on failure/timeout."""
@@ -208,6 +223,9 @@ class GroupCommitWriter:
             self._closed = True
             thread = self._thread
             if first_close and thread is not None:
+                staged, self._staged = self._staged, []
+                for unit in staged:  # queued before the stop marker, so they still commit
+                    self._queue.put(unit)
                 self._queue.put(None)
         if thread is not None:
             await asyncio.to_thread(thread.join)

@@ -1,0 +1,299 @@
+"""Pure matcher: every group word and reply keyword compiled into ahocorasick-rs automata.
+
+Two automata, because most messages hit nothing and normalising in Python costs several times
+an automaton pass:
+
+- ``fast`` runs over the RAW text and is conservative: when it finds nothing, no hit and no reply
+  is possible, so ``scan`` returns at the cost of one automaton call. Its patterns are every
+  character normalisation changes other than the common separators (traditional, full-width,
+  upper case, emoji, zero-width, rare punctuation...) and two common separators in a row, which
+  send the message down the exact path; then each normalised word and the first way it can be
+  broken after an intact prefix ``w[:k]``: ``w[:k] + sep + w[k]``, ``w[:k] + w[k-1]`` (a repeat)
+  and ``w[:k] + sep + w[k-1]``. Without the former, a word in the normalised text is its raw
+  spelling with single common separators and repeats inserted, so one of the latter matches (``tests/test_matcher.py`` checks this with
+  hypothesis against the exact path).
+- ``main`` runs over the normalised text (overlapping matches) and yields candidate hits, which
+  the filters in ``rules.filters`` then keep or drop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+import ahocorasick_rs
+
+from rules.filters import (
+    ascii_edges_ok,
+    crosses_token,
+    inside_any,
+    occurrences,
+    pinyin_edges_ok,
+    token_bounds,
+)
+from rules.models import (
+    Audience,
+    Boundary,
+    Hit,
+    Inspection,
+    ReplyRule,
+    RuleSet,
+    SensitiveGroup,
+    Word,
+)
+from rules.normalize import COMMON_SEPARATORS, Normalized, char_table, normalize
+
+__all__ = ["DEFAULT_BOUNDARY", "Matcher", "compile_rules"]
+
+#: Boundary of one- and two-character words whose ``Word.boundary`` is None. Measured on
+#: tests/corpus (docs/benchmarks.md, "Boundary default"): ``word`` keeps every hit of the
+#: plain and evasion kinds and removes the hard-negative false positives ``substring`` lets in.
+DEFAULT_BOUNDARY = Boundary.WORD
+# Mixed pinyin variants are 2**n - 1 per word; beyond this length only the full pinyin is added.
+_MAX_MIXED_PINYIN = 6
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What one normalised pattern means for one group word."""
+
+    word: str  # canonical, as written in the rule file
+    group: int
+    runs: tuple[int, ...]  # minimum repeat per character; () when the word repeats nothing
+    ascii_edges: bool
+    word_boundary: bool
+    # Pinyin variants: the syllable at each edge ("" where the edge is a hanzi).
+    first_syllable: str = ""
+    last_syllable: str = ""
+
+
+@cache
+def _trigger_patterns() -> tuple[str, ...]:
+    """Fast-path patterns that do not depend on the rules (see the module docstring)."""
+    table = char_table()
+    triggers = [ch for ch in table if ch not in COMMON_SEPARATORS]
+    # Two separators in a row: the per-word patterns spell out only one.
+    pairs = [s + t for s in COMMON_SEPARATORS for t in COMMON_SEPARATORS]
+    return (*triggers, *pairs)
+
+
+def _fast_patterns(sources: set[str]) -> list[str]:
+    """Rule-dependent fast-path patterns: each word, and its first break (see module docstring).
+
+    A broken word ``w`` first deviates from itself after an intact prefix ``w[:k]``: by one
+    common separator followed by ``w[k]`` or by a repeat of ``w[k-1]``, or (for non-ASCII
+    characters, the only ones collapsed) by a repeat of ``w[k-1]``.
+    """
+    out = set(_trigger_patterns())
+    for w in sources:
+        out.add(w)
+        for k in range(1, len(w)):
+            prefix, last = w[:k], w[k - 1]
+            out.update(prefix + sep + w[k] for sep in COMMON_SEPARATORS)
+            if not last.isascii():
+                out.add(prefix + last)
+                out.update(prefix + sep + last for sep in COMMON_SEPARATORS)
+    return sorted(out)
+
+
+def _pinyin_variants(word: str) -> list[tuple[str, str, str]]:
+    """``(spelling, first syllable, last syllable)``: full pinyin and, for short words, every
+    hanzi/pinyin mix (``weiquan``, ``wei权``); a syllable is "" where that edge stays hanzi."""
+    from pypinyin import lazy_pinyin  # noqa: PLC0415 - only rule sets that ask for pinyin pay
+
+    if not word or not all("\u4e00" <= c <= "\u9fff" for c in word):
+        return []
+    syllables = lazy_pinyin(word)
+    if len(syllables) != len(word):
+        return []
+    n = len(word)
+    masks = range(1, 2**n) if n <= _MAX_MIXED_PINYIN else [2**n - 1]
+    return [
+        (
+            "".join(syllables[i] if mask >> i & 1 else word[i] for i in range(n)),
+            syllables[0] if mask & 1 else "",
+            syllables[-1] if mask >> (n - 1) & 1 else "",
+        )
+        for mask in masks
+    ]
+
+
+def _ascii_alnum(c: str) -> bool:
+    return c.isascii() and c.isalnum()
+
+
+class Matcher:
+    """A compiled rule set; every method is a pure function of its arguments."""
+
+    def __init__(self, rules: RuleSet, default_boundary: Boundary) -> None:
+        self.version = rules.version
+        self._groups = rules.groups
+        targets: dict[str, list[_Target]] = {}
+        fast: set[str] = set()  # raw spellings the fast path must see: words with their repeats
+        for gi, group in enumerate(rules.groups):
+            for word in group.words:
+                fast.update(self._add_word(targets, gi, group, word, default_boundary))
+        self._patterns = list(targets)
+        self._targets = [tuple(targets[p]) for p in self._patterns]
+        self._must_not = [tuple(_norm(w, g.source) for w in g.must_not) for g in rules.groups]
+        self._allow = [tuple(_norm(w, g.source) for w in g.allow) for g in rules.groups]
+        order = sorted(range(len(rules.replies)), key=lambda i: -rules.replies[i].priority)
+        self._replies = [
+            (
+                rules.replies[i],
+                tuple(_norm(k, rules.replies[i].source) for k in rules.replies[i].keywords),
+            )
+            for i in order
+        ]
+        fast.update(k for _, kws in self._replies for k in kws)
+        self._fast = ahocorasick_rs.AhoCorasick(_fast_patterns(fast)) if fast else None
+        self._main = ahocorasick_rs.AhoCorasick(self._patterns) if self._patterns else None
+
+    @staticmethod
+    def _add_word(
+        targets: dict[str, list[_Target]],
+        gi: int,
+        group: SensitiveGroup,
+        word: Word,
+        default_boundary: Boundary,
+    ) -> list[str]:
+        """Add ``word``'s patterns to ``targets``; return its spellings for the fast path."""
+        norm = normalize(word.text)
+        if not norm.text:
+            _norm(word.text, group.source)  # raises, naming the word and its source
+        boundary = word.boundary
+        if boundary is None:
+            boundary = default_boundary if len(norm.text) <= 2 else Boundary.SUBSTRING
+        runs = norm.runs if any(r > 1 for r in norm.runs) else ()
+        edges = _ascii_alnum(norm.text[0]) or _ascii_alnum(norm.text[-1])
+        # An all-ASCII word's boundary is the ASCII-edge rule; jieba adds nothing there.
+        by_jieba = boundary is Boundary.WORD and not norm.text.isascii()
+        variants = [(norm.text, _Target(word.text, gi, runs, edges, by_jieba))]
+        if word.pinyin:
+            # A pinyin spelling is an evasion in itself: neither segmentation nor ASCII edges
+            # apply to it (jieba glues a pinyin run and its neighbours into one token).
+            for spelled, first, last in _pinyin_variants(norm.text):
+                target = _Target(word.text, gi, (), False, False, first, last)
+                variants.append((normalize(spelled).text, target))
+        for pattern, target in variants:
+            bucket = targets.setdefault(pattern, [])
+            if target not in bucket:
+                bucket.append(target)
+        # 谢谢 is matched as 谢 with a run of 2, so the raw text must hold 谢 twice.
+        expanded = "".join(c * r for c, r in zip(norm.text, norm.runs, strict=True))
+        return [expanded, *(p for p, _ in variants[1:])]
+
+    def may_hit(self, text: str) -> bool:
+        """Conservative: False proves that ``text`` has no hit and no reply keyword."""
+        return self._fast is not None and bool(self._fast.find_matches_as_indexes(text))
+
+    def scan(self, text: str, author: Audience = Audience.ANY) -> tuple[Hit, ...]:
+        """Hits sorted by start, for groups whose audience covers ``author``.
+
+        Must-not words, allow-list phrases and boundaries are applied; spans are in ``text``.
+        """
+        if not self.may_hit(text):
+            return ()
+        return self.scan_normalized(normalize(text), author)
+
+    def scan_normalized(self, norm: Normalized, author: Audience = Audience.ANY) -> tuple[Hit, ...]:
+        """``scan`` on an already normalised text, without the fast path."""
+        if self._main is None:
+            return ()
+        matches = self._main.find_matches_as_indexes(norm.text, overlapping=True)
+        if not matches:
+            return ()
+        text = norm.text
+        bounds: frozenset[int] | None = None
+        blocked: dict[int, bool] = {}
+        found: dict[tuple[int, int, int, str], Hit] = {}
+        for pid, a, b in matches:
+            for t in self._targets[pid]:
+                group = self._groups[t.group]
+                if not group.audience.covers(author):
+                    continue
+                if not _shape_ok(t, norm, a, b):
+                    continue
+                if t.word_boundary:
+                    bounds = token_bounds(text) if bounds is None else bounds
+                    if crosses_token(bounds, a, b):
+                        continue
+                if t.group not in blocked:
+                    blocked[t.group] = any(w in text for w in self._must_not[t.group])
+                if blocked[t.group]:
+                    continue
+                allow = self._allow[t.group]
+                if allow and inside_any(a, b, [o for p in allow for o in occurrences(text, p)]):
+                    continue
+                start, end = norm.span(a, b)
+                key = (start, end, t.group, t.word)
+                found.setdefault(key, Hit(t.word, start, end, group.name, group.severity))
+        return tuple(found[k] for k in sorted(found))
+
+    def match_reply(self, text: str) -> ReplyRule | None:
+        """The first reply rule (highest priority, then file order) whose keywords match."""
+        if not self.may_hit(text):
+            return None
+        return self.reply_normalized(normalize(text))
+
+    def reply_normalized(self, norm: Normalized) -> ReplyRule | None:
+        """``match_reply`` on an already normalised text, without the fast path."""
+        text = norm.text
+        for rule, keywords in self._replies:
+            if rule.match == "exact":
+                ok = text in keywords
+            elif rule.match == "all":
+                ok = all(k in text for k in keywords)
+            else:
+                ok = any(k in text for k in keywords)
+            if ok:
+                return rule
+        return None
+
+    def inspect(self, text: str, author: Audience) -> Inspection:
+        """Hits, the reply (customers and ANY only), the rules version and the recipients."""
+        if not self.may_hit(text):
+            return Inspection((), None, self.version)
+        norm = normalize(text)
+        hits = self.scan_normalized(norm, author)
+        wants_reply = author in (Audience.CUSTOMER, Audience.ANY)
+        reply = self.reply_normalized(norm) if wants_reply else None
+        hit_groups = {h.group for h in hits}
+        recipients: dict[str, None] = {}
+        for group in self._groups:
+            if group.name in hit_groups:
+                recipients.update(dict.fromkeys(group.recipients))
+        return Inspection(hits, reply, self.version, tuple(recipients))
+
+
+def _shape_ok(t: _Target, norm: Normalized, a: int, b: int) -> bool:
+    """Checks that need only the hit and its neighbours: repeats, ASCII and pinyin edges."""
+    if t.runs and any(norm.runs[a + i] < r for i, r in enumerate(t.runs)):
+        return False
+    if t.ascii_edges and not ascii_edges_ok(norm, a, b):
+        return False
+    if t.first_syllable or t.last_syllable:
+        return pinyin_edges_ok(norm, a, b, t.first_syllable, t.last_syllable)
+    return True
+
+
+def _norm(word: str, source: str) -> str:
+    norm = normalize(word).text
+    if not norm:
+        where = f"{source}: " if source else ""
+        raise ValueError(f"{where}{word!r} is empty after normalisation")
+    return norm
+
+
+def compile_rules(rules: RuleSet, *, default_boundary: Boundary = DEFAULT_BOUNDARY) -> Matcher:
+    """Compile ``rules`` into one ``Matcher``.
+
+    Args:
+        rules: groups and reply rules as loaded.
+        default_boundary: boundary of one- and two-character words whose ``boundary`` is None;
+            longer words default to ``substring``.
+
+    Raises:
+        ValueError: a word, allow phrase or keyword is empty after normalisation.
+    """
+    return Matcher(rules, default_boundary)

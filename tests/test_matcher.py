@@ -1,0 +1,183 @@
+"""Matcher: spans, filters, audience, replies, inspect, and the fast path against the exact one."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rules import (
+    Audience,
+    Boundary,
+    Matcher,
+    ReplyRule,
+    RuleSet,
+    SensitiveGroup,
+    Severity,
+    TextReplyContent,
+    Word,
+    compile_rules,
+    normalize,
+)
+from rules.filters import crosses_token
+
+
+def _reply(name: str, match: str, *keywords: str, priority: int = 0) -> ReplyRule:
+    return ReplyRule(name, keywords, match, TextReplyContent(name), priority)  # type: ignore[arg-type]
+
+
+RULES = RuleSet(
+    groups=(
+        SensitiveGroup(
+            "complaint",
+            Severity.HIGH,
+            Audience.CUSTOMER,
+            (Word("维权", pinyin=True), Word("投诉电话"), Word("12315")),
+            recipients=("boss",),
+        ),
+        SensitiveGroup(
+            "abuse", Severity.MEDIUM, Audience.ANY, (Word("垃圾"), Word("谢谢")), allow=("垃圾桶",)
+        ),
+        SensitiveGroup(
+            "fraud",
+            Severity.CRITICAL,
+            Audience.STAFF,
+            (Word("刷单"), Word("小费", boundary=Boundary.SUBSTRING), Word("vx")),
+            must_not=("反诈",),
+            recipients=("risk", "boss"),
+        ),
+    ),
+    replies=(
+        _reply("hello", "exact", "你好", "在吗"),
+        _reply("ship", "contains", "发货"),
+        _reply("invoice", "all", "发票", "专票", priority=5),
+        _reply("refund", "contains", "退款", priority=5),
+    ),
+    version="v1",
+)
+
+
+@pytest.fixture(scope="module")
+def matcher() -> Matcher:
+    return compile_rules(RULES)
+
+
+def _hits(m: Matcher, text: str, author: Audience = Audience.ANY) -> list[tuple[str, str]]:
+    return [(h.word, text[h.start : h.end]) for h in m.scan(text, author)]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("我要维 权", [("维权", "维 权")]),
+        ("維權", [("维权", "維權")]),
+        ("wei权", [("维权", "wei权")]),
+        ("维维维权", [("维权", "维维维权")]),
+        ("打①②③①⑤", [("12315", "①②③①⑤")]),
+        ("VXLAN", []),
+        ("加VX", [("vx", "VX")]),
+        ("123156", []),
+        ("垃圾桶", []),
+        ("垃圾桶边上的人是垃圾", [("垃圾", "垃圾")]),
+        ("刷单，反诈中心提醒", []),
+        ("减小费用", [("小费", "小费")]),  # boundary=substring set explicitly
+        ("谢", []),
+        ("谢谢谢", [("谢谢", "谢谢谢")]),
+        ("tuikuang", []),
+    ],
+)
+def test_scan_table(matcher: Matcher, text: str, expected: list[tuple[str, str]]) -> None:
+    assert _hits(matcher, text) == expected
+
+
+def test_hits_sorted_and_carry_group_data(matcher: Matcher) -> None:
+    hits = matcher.scan("垃圾！我要维权，刷单")
+    assert [h.start for h in hits] == sorted(h.start for h in hits)
+    assert [(h.group, h.severity) for h in hits] == [
+        ("abuse", Severity.MEDIUM),
+        ("complaint", Severity.HIGH),
+        ("fraud", Severity.CRITICAL),
+    ]
+
+
+def test_audience(matcher: Matcher) -> None:
+    assert _hits(matcher, "维权", Audience.STAFF) == []
+    assert _hits(matcher, "维权", Audience.CUSTOMER) == [("维权", "维权")]
+    assert _hits(matcher, "刷单", Audience.CUSTOMER) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("你好", "hello"),
+        ("你 好！", "hello"),
+        ("你好，发货了吗", "ship"),
+        ("发货和退款", "refund"),  # priority 5 beats file order
+        ("开发票，要专票", "invoice"),
+        ("开发票", None),
+        ("天气不错", None),
+    ],
+)
+def test_match_reply(matcher: Matcher, text: str, name: str | None) -> None:
+    rule = matcher.match_reply(text)
+    assert (rule.name if rule else None) == name
+
+
+def test_inspect(matcher: Matcher) -> None:
+    got = matcher.inspect("维权！退款", Audience.CUSTOMER)
+    assert [h.word for h in got.hits] == ["维权"]
+    assert got.reply is not None and got.reply.name == "refund"
+    assert got.rules_version == "v1"
+    assert got.recipients == ("boss",)
+    staff = matcher.inspect("刷单 退款", Audience.STAFF)
+    assert staff.reply is None and staff.recipients == ("risk", "boss")
+    assert matcher.inspect("天气不错", Audience.ANY).hits == ()
+
+
+@pytest.mark.parametrize(
+    ("bounds", "a", "b", "crosses"),
+    [
+        ({0, 2, 4}, 1, 3, True),  # 减小|费用, hit 小费
+        ({0, 2, 4}, 0, 2, False),
+        ({0, 3}, 0, 2, False),  # 垃圾桶 contains 垃圾
+        ({0, 1, 2, 3}, 1, 3, False),
+    ],
+)
+def test_crosses_token(bounds: set[int], a: int, b: int, crosses: bool) -> None:
+    assert crosses_token(frozenset(bounds), a, b) is crosses
+
+
+def test_word_that_normalises_to_nothing_is_rejected() -> None:
+    group = SensitiveGroup("x", Severity.LOW, Audience.ANY, (Word("!!!"),), source="a.toml:3")
+    with pytest.raises(ValueError, match=r"a\.toml:3"):
+        compile_rules(RuleSet((group,)))
+
+
+_ALPHABET = st.sampled_from(
+    [
+        *list("维權权维刷单垃圾桶谢费小减用vxVX12315１①ｗeiquanWEI"),
+        " ",
+        "，",
+        ".",
+        "  ",
+        "\u200b",
+        "😡",
+        "️",
+        "反诈",
+        "a",
+        "你好",
+        "发货",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_ALPHABET, max_size=14).map("".join))
+def test_fast_path_never_drops_a_hit(matcher: Matcher, text: str) -> None:
+    norm = normalize(text)
+    exact = matcher.scan_normalized(norm)
+    exact_reply = matcher.reply_normalized(norm)
+    if not matcher.may_hit(text):
+        assert exact == () and exact_reply is None
+    assert matcher.scan(text) == exact
+    assert matcher.match_reply(text) == exact_reply
