@@ -161,11 +161,21 @@ class StorageConfig:
         )
 
 
+#: The sample rules shipped with the package, used when a config names no rule paths.
+SAMPLE_RULES = str(Path(__file__).resolve().parent.parent / "rules" / "samples")
+
+
 @dataclass(frozen=True, slots=True)
 class RulesConfig:
-    """``[rules]``: rule files and folders."""
+    """``[rules]``: rule files and folders (relative paths are relative to the config file)."""
 
-    paths: tuple[str, ...] = ("rules/samples",)
+    paths: tuple[str, ...] = (SAMPLE_RULES,)
+    #: Seconds between checks of the rule files for changes (hot reload; SIGHUP reloads at once).
+    reload_interval_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        _check(bool(self.paths), "[rules].paths", "must name at least one rule file or folder")
+        _check(self.reload_interval_s > 0, "[rules].reload_interval_s", "must be positive")
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +313,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         if not isinstance(raw, dict):
             raise ConfigError(f"[{name}]: must be a table")
         sections[name] = _build_section(name, cls, raw)
+    rules: RulesConfig = sections["rules"]
+    base = path.resolve().parent
+    sections["rules"] = replace(rules, paths=tuple(str(base / p) for p in rules.paths))
     return Config(**sections, source=str(path))
 
 

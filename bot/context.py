@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Config
+from rules.models import Hit, Inspection
 from wecom_sdk.replies import TextReply
 
 __all__ = ["Context"]
@@ -28,6 +29,13 @@ class Context:
     message_id: int | None = None
     #: Extra values returned by filters (a filter may return a dict instead of ``True``).
     data: dict[str, Any] = field(default_factory=dict)
+    #: What the rules found in the message's text (set by the inspect stage; None for non-text).
+    inspection: Inspection | None = None
+
+    @property
+    def hits(self) -> tuple[Hit, ...]:
+        """The sensitive-word hits of this message (empty when not inspected)."""
+        return self.inspection.hits if self.inspection is not None else ()
 
     def reply(self, text: str) -> TextReply:
         """Build a text reply; handlers ``return ctx.reply("...")``."""

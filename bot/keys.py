@@ -13,10 +13,22 @@ from bot.config import Config
 from bot.dedupe import DedupeStore
 from bot.metrics import BotMetrics
 from bot.pipeline import Pipeline
+from bot.router import Router
 from monitor.archive import Archive
+from rules.engine import RuleEngine
 from wecom_sdk.crypto import MsgCrypto
 
-__all__ = ["ARCHIVE", "CONFIG", "CRYPTO", "DEDUPE", "METRICS", "PIPELINE", "REGISTRY"]
+__all__ = [
+    "ARCHIVE",
+    "CONFIG",
+    "CRYPTO",
+    "DEDUPE",
+    "METRICS",
+    "PIPELINE",
+    "REGISTRY",
+    "ROUTER",
+    "RULES",
+]
 
 CONFIG = web.AppKey("config", Config)
 CRYPTO = web.AppKey("crypto", MsgCrypto)
@@ -25,3 +37,5 @@ DEDUPE = web.AppKey("dedupe", DedupeStore)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", BotMetrics)
+RULES = web.AppKey("rules", RuleEngine)
+ROUTER = web.AppKey("router", Router)

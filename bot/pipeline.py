@@ -3,10 +3,10 @@
 Every stage has one signature, ``async def __call__(self, handler, msg, ctx)``, and calls ``handler``
 to continue (aiogram's onion). The order is written once, in ``build_pipeline``:
 
-    dedupe -> archive (awaited group commit) -> router
+    dedupe -> inspect (rules) -> archive (awaited group commit, hits included) -> router
 
-so a handler only ever runs for a message that is durably stored (the design's no-data-loss rule), and
-a WeCom retry of a stored message is dropped before it reaches the handlers again.
+so a handler only ever runs for a message that is durably stored with its hits (the design's
+no-data-loss rule), and a WeCom retry of a stored message is dropped before it is inspected again.
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ from bot.dedupe import DedupeStore
 from bot.log import pipeline_log
 from bot.metrics import BotMetrics
 from bot.router import UNHANDLED, HandlerResult, Router
-from monitor import Archive, InboundRecord
+from monitor import Archive, ArchivedHit, InboundRecord
+from rules.engine import RuleEngine
+from rules.models import Audience
 from wecom_sdk.messages import Event, Message
 
 __all__ = [
     "ArchiveStage",
     "DedupeStage",
+    "InspectStage",
     "Middleware",
     "NextHandler",
     "Pipeline",
@@ -57,6 +60,13 @@ def record_from_message(msg: Message, ctx: Context) -> InboundRecord:
         create_time=msg.create_time,
         content=msg.text,
         raw=ctx.raw,
+        rules_version=ctx.inspection.rules_version if ctx.inspection is not None else None,
+        hits=tuple(
+            ArchivedHit(
+                word=h.word, group=h.group, severity=int(h.severity), start=h.start, end=h.end
+            )
+            for h in ctx.hits
+        ),
     )
 
 
@@ -82,6 +92,25 @@ class DedupeStage:
             self.metrics.dedupe_hits.inc()
             pipeline_log.info("dropped WeCom retry of %s", msg.dedupe_key)
             return None
+        return await handler(msg, ctx)
+
+
+class InspectStage:
+    """Run the rules over the message's text: hits (stored with it) and the reply decision.
+
+    App messages come from members writing to the app, so every group applies (``Audience.ANY``);
+    the kf channel will pass the real author (customer or servicer).
+    """
+
+    def __init__(self, rules: RuleEngine) -> None:
+        self.rules = rules
+
+    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+        text = msg.text
+        if text:
+            # The engine reads its current rule version once, so one message's hits never mix
+            # two versions even while a reload swaps them.
+            ctx.inspection = self.rules.inspect(text, Audience.ANY, customer_id=msg.from_user)
         return await handler(msg, ctx)
 
 
@@ -141,10 +170,19 @@ class Pipeline:
 
 
 def build_pipeline(
-    *, archive: Archive, dedupe: DedupeStore, router: Router, metrics: BotMetrics
+    *,
+    archive: Archive,
+    dedupe: DedupeStore,
+    rules: RuleEngine,
+    router: Router,
+    metrics: BotMetrics,
 ) -> Pipeline:
     """The stage order, written once."""
     return Pipeline(
-        [DedupeStage(dedupe, metrics), ArchiveStage(archive, dedupe, metrics)],
+        [
+            DedupeStage(dedupe, metrics),
+            InspectStage(rules),
+            ArchiveStage(archive, dedupe, metrics),
+        ],
         router,
     )

@@ -8,17 +8,24 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config, ConfigError
 from monitor import make_engine
+from rules.errors import RuleFileError
+from rules.loader import load_rules
 
 __all__ = ["check_services"]
 
 
 def check_services(config: Config) -> None:
-    """Connect to the database (and Redis, if configured) once.
+    """Load the rule files and connect to the database (and Redis, if configured) once.
 
     Raises:
-        ConfigError: naming ``[storage].database_url`` or ``[storage].redis_url``; the URL itself is not
-            repeated because it may carry a password.
+        ConfigError: naming ``[rules].paths`` (with every ``file:line`` problem),
+            ``[storage].database_url`` or ``[storage].redis_url``; a URL itself is not repeated
+            because it may carry a password.
     """
+    try:
+        load_rules(config.rules.paths)
+    except RuleFileError as exc:
+        raise ConfigError(f"[rules].paths: the rule files have problems:\n{exc}") from exc
     try:
         engine = make_engine(
             config.storage.database_url,

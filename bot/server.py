@@ -1,25 +1,21 @@
-"""The aiohttp app factory: routes, and every resource created and closed in ``cleanup_ctx``."""
+"""The aiohttp app factory: typed app state, routes, and the resources' ``cleanup_ctx``."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from bot.callback import handle_callback_get, handle_callback_post
 from bot.config import Config
-from bot.dedupe import DedupeStore, MemoryDedupe, RedisDedupe
 from bot.handlers import build_root_router
-from bot.keys import ARCHIVE, CONFIG, CRYPTO, DEDUPE, METRICS, PIPELINE, REGISTRY
-from bot.log import server_log
+from bot.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER
 from bot.metrics import BotMetrics
 from bot.ops import handle_healthz, handle_metrics
-from bot.pipeline import build_pipeline
+from bot.resources import RESOURCES
 from bot.router import Router
-from monitor import Archive, GroupCommitWriter, create_schema, make_engine
 from wecom_sdk.crypto import MsgCrypto
 
 __all__ = ["create_app"]
@@ -50,52 +46,8 @@ def create_app(
     registry = CollectorRegistry()
     app[REGISTRY] = registry
     app[METRICS] = BotMetrics.create(registry)
-    root = router or build_root_router()
-
-    async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
-        engine = make_engine(
-            config.storage.database_url,
-            sqlite_synchronous=config.storage.sqlite_synchronous,  # type: ignore[arg-type]
-        )
-        writer = GroupCommitWriter(engine, on_commit=app[METRICS].observe_commit)
-        try:
-            create_schema(engine)
-            await writer.start()
-            app[ARCHIVE] = Archive(writer)
-            yield
-        finally:
-            # Runs after the server stopped taking requests and drained in-flight ones.
-            await writer.close()
-            engine.dispose()
-            server_log.info("storage closed; pending group commit flushed")
-
-    async def dedupe_ctx(app: web.Application) -> AsyncIterator[None]:
-        store: DedupeStore
-        client: aioredis.Redis | None = None
-        if config.storage.redis_url:
-            client = aioredis.Redis.from_url(config.storage.redis_url)
-            store = RedisDedupe(
-                client,
-                ttl_s=config.storage.dedupe_ttl_s,
-                prefix=f"{config.storage.redis_prefix}dedupe:",
-            )
-        else:
-            store = MemoryDedupe(ttl_s=config.storage.dedupe_ttl_s)
-        app[DEDUPE] = store
-        try:
-            yield
-        finally:
-            await store.close()
-            if client is not None:
-                await client.aclose()
-
-    async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
-        app[PIPELINE] = build_pipeline(
-            archive=app[ARCHIVE], dedupe=app[DEDUPE], router=root, metrics=app[METRICS]
-        )
-        yield
-
-    app.cleanup_ctx.extend([storage_ctx, dedupe_ctx, pipeline_ctx])
+    app[ROUTER] = router or build_root_router()
+    app.cleanup_ctx.extend(RESOURCES)
 
     path = config.server.callback_path
     app.router.add_get(path, handle_callback_get)

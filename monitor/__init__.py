@@ -8,13 +8,15 @@ from __future__ import annotations
 from monitor.archive import Archive, StoreResult
 from monitor.db import create_schema, make_engine, normalize_url
 from monitor.errors import MonitorError, StorageError, WriterClosed
-from monitor.models import InboundRecord, MessageRecord
+from monitor.models import ArchivedHit, HitRecord, InboundRecord, MessageRecord
 from monitor.writer import BulkOp, GroupCommitWriter
 
 __all__ = [
     "Archive",
+    "ArchivedHit",
     "BulkOp",
     "GroupCommitWriter",
+    "HitRecord",
     "InboundRecord",
     "MessageRecord",
     "MonitorError",

@@ -9,12 +9,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlmodel
-from sqlalchemy import Connection, Dialect, Insert, Row, String, Table, bindparam, func, select
+from sqlalchemy import (
+    Connection,
+    Dialect,
+    Insert,
+    Row,
+    String,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 
 from monitor.errors import StorageError
-from monitor.models import DEDUPE_KEY_MAX, InboundRecord, MessageRecord
+from monitor.models import DEDUPE_KEY_MAX, ArchivedHit, HitRecord, InboundRecord, MessageRecord
 from monitor.writer import GroupCommitWriter
 
 __all__ = ["Archive", "StoreResult"]
@@ -33,11 +44,16 @@ _COLUMNS = (
     "content",
     "raw",
     "received_at",
+    "rules_version",
 )
 """The columns a store writes (all but the generated ``id``), in :func:`_row` order."""
 
 _Row = tuple[Any, ...]
 """One message's values for :data:`_COLUMNS`, before bind processing."""
+_Item = tuple[_Row, tuple[ArchivedHit, ...]]
+"""What one store queues: the message row and its hits."""
+_VERSION_INDEX = _COLUMNS.index("rules_version")
+_HIT_TABLE: Table = HitRecord.__table__  # type: ignore[attr-defined]
 
 _PAGE_ROWS = 1000
 """Rows per INSERT statement; 11,000 parameters stay under SQLite's 32,766 limit."""
@@ -83,11 +99,16 @@ class Archive:
         key = record.dedupe_key
         if not key or len(key) > DEDUPE_KEY_MAX:
             raise ValueError(f"dedupe_key must be 1..{DEDUPE_KEY_MAX} characters, got {len(key)}")
-        return await self._writer.run_bulk(self._store, _row(record, self._clock()))
+        item = (_row(record, self._clock()), record.hits)
+        return await self._writer.run_bulk(self._store, item)
 
     async def get(self, dedupe_key: str) -> MessageRecord | None:
         """The archived message with this dedupe key, or None."""
         return await asyncio.to_thread(self._get, dedupe_key)
+
+    async def hits_of(self, message_id: int) -> list[HitRecord]:
+        """The hits stored with an archived message, in span order."""
+        return await asyncio.to_thread(self._hits_of, message_id)
 
     async def count(self) -> int:
         """Number of archived messages."""
@@ -102,6 +123,18 @@ class Archive:
         try:
             with sqlmodel.Session(self._engine) as session:
                 return session.exec(stmt).one_or_none()
+        except SQLAlchemyError as exc:
+            raise _read_error(exc) from exc
+
+    def _hits_of(self, message_id: int) -> list[HitRecord]:
+        stmt = (
+            sqlmodel.select(HitRecord)
+            .where(HitRecord.message_id == message_id)
+            .order_by(HitRecord.span_start)  # type: ignore[arg-type]
+        )
+        try:
+            with sqlmodel.Session(self._engine) as session:
+                return list(session.exec(stmt).all())
         except SQLAlchemyError as exc:
             raise _read_error(exc) from exc
 
@@ -132,6 +165,7 @@ def _row(record: InboundRecord, received_at: datetime) -> _Row:
         record.content,
         record.raw,
         received_at,
+        record.rules_version,
     )
 
 
@@ -149,16 +183,17 @@ class _StoreInbound:
 
     def __init__(self, dialect: Dialect) -> None:
         self._insert = _insert_rows(dialect)
+        self._insert_hit = insert(_HIT_TABLE)
         key = _TABLE.c.dedupe_key
         self._lookup = select(key, _TABLE.c.id).where(key.in_(bindparam("keys", expanding=True)))
 
-    def execute(self, conn: Connection, items: Sequence[_Row]) -> list[StoreResult]:
+    def execute(self, conn: Connection, items: Sequence[_Item]) -> list[StoreResult]:
         """Insert the new keys among ``items``; one :class:`StoreResult` per item, in order."""
         # Only each key's first row is sent: the first copy wins, and the statement never depends
         # on how the database treats a key repeated within one INSERT.
         first: dict[str, int] = {}  # dedupe key -> index of its first item
         rows: list[_Row] = []
-        for index, row in enumerate(items):
+        for index, (row, _hits) in enumerate(items):
             key = row[0]  # every row starts with its dedupe key
             if key not in first:
                 first[key] = index
@@ -176,8 +211,9 @@ class _StoreInbound:
             missing = [key for key in first if key not in inserted]
             found = conn.execute(self._lookup, {"keys": missing})
             stored = {**inserted, **{key: message_id for key, message_id in found}}
+        self._insert_hits(conn, items, first, inserted)
         results: list[StoreResult] = []
-        for index, row in enumerate(items):
+        for index, (row, _hits) in enumerate(items):
             key = row[0]
             message_id = stored.get(key)
             if message_id is None:
@@ -188,6 +224,33 @@ class _StoreInbound:
                 StoreResult(message_id, inserted=key in inserted and first[key] == index)
             )
         return results
+
+    def _insert_hits(
+        self,
+        conn: Connection,
+        items: Sequence[_Item],
+        first: dict[str, int],
+        inserted: dict[str, int],
+    ) -> None:
+        # Hits go in the message's transaction, only for messages this batch inserted (a retry's
+        # hits were stored with its first delivery). Hits are rare, so a plain executemany will do.
+        hit_rows = [
+            {
+                "message_id": inserted[row[0]],
+                "word": hit.word,
+                "rule_group": hit.group,
+                "severity": hit.severity,
+                "span_start": hit.start,
+                "span_end": hit.end,
+                "rules_version": row[_VERSION_INDEX],
+            }
+            for key, index in first.items()
+            if key in inserted
+            for row, hits in (items[index],)
+            for hit in hits
+        ]
+        if hit_rows:
+            conn.execute(self._insert_hit, hit_rows)
 
 
 def _insert_rows(dialect: Dialect) -> Callable[[Connection, Sequence[_Row]], _Inserted]:

@@ -12,7 +12,14 @@ from sqlalchemy import DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-__all__ = ["DEDUPE_KEY_MAX", "InboundRecord", "MessageRecord", "UTCDateTime"]
+__all__ = [
+    "DEDUPE_KEY_MAX",
+    "ArchivedHit",
+    "HitRecord",
+    "InboundRecord",
+    "MessageRecord",
+    "UTCDateTime",
+]
 
 DEDUPE_KEY_MAX = 128
 """Longest accepted dedupe key (a MsgId, or a 64-char SHA-256 hex digest for events)."""
@@ -71,6 +78,37 @@ class MessageRecord(SQLModel, table=True):
     raw: str = Field(sa_type=Text)
     """The decrypted XML/JSON as received, UTF-8 text."""
     received_at: datetime = Field(sa_type=UTCDateTime)
+    rules_version: str | None = None
+    """Version of the rule set that inspected it (None: not inspected, e.g. an event)."""
+
+
+class HitRecord(SQLModel, table=True):
+    """One sensitive-word hit in an archived message (the span is in the message's ``content``)."""
+
+    __tablename__ = "hit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    word: str
+    """The canonical word as written in the rule file."""
+    rule_group: str
+    severity: int
+    """``rules.models.Severity`` value: 1 low .. 4 critical."""
+    span_start: int
+    span_end: int
+    """``content[span_start:span_end]`` is the matched text (Python str indices)."""
+    rules_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedHit:
+    """A hit as the bot hands it to the archive, stored with its message in one transaction."""
+
+    word: str
+    group: str
+    severity: int
+    start: int
+    end: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,3 +125,5 @@ class InboundRecord:
     event: str | None = None
     agent_id: str | None = None
     content: str | None = None
+    rules_version: str | None = None
+    hits: tuple[ArchivedHit, ...] = ()

@@ -27,6 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rules.errors import RuleFileError
+from rules.filters import token_bounds
 from rules.loader import load_rules, rule_files
 from rules.log import rules_log
 from rules.matcher import Matcher, compile_rules
@@ -82,6 +83,9 @@ class RuleEngine:
         # Stamp before loading: a change made during the load is seen by the next poll.
         self._stamp = self._fingerprint()
         self._loaded = self._load()
+        # jieba loads its dictionary on first use (~1 s): do it now, not inside the first
+        # message's 5-second WeCom deadline.
+        token_bounds("预热")
 
     @property
     def version(self) -> str:

@@ -12,7 +12,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bot.config import Config, load_config
+from bot.config import SAMPLE_RULES, Config, load_config
+from rules.loader import load_rules
+from rules.models import TextReplyContent
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.xmlsafe import render_xml
 
@@ -144,3 +146,11 @@ class ServerProcess:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(timeout=10)
         self._log.close()
+
+
+def sample_reply(name: str) -> str:
+    """The text the shipped sample rules answer with for the reply rule ``name``."""
+    for rule in load_rules([SAMPLE_RULES]).replies:
+        if rule.name == name and isinstance(rule.reply, TextReplyContent):
+            return rule.reply.text
+    raise KeyError(name)

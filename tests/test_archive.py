@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -12,6 +13,7 @@ from sqlalchemy import Connection, Engine, event
 
 from monitor import (
     Archive,
+    ArchivedHit,
     GroupCommitWriter,
     InboundRecord,
     MessageRecord,
@@ -230,6 +232,7 @@ def test_row_covers_every_column() -> None:
         "content": "c",
         "raw": "r",
         "received_at": FIXED_NOW,
+        "rules_version": None,
     }
 
 
@@ -374,3 +377,27 @@ async def test_close_flushes_queued_stores(writer: GroupCommitWriter, archive: A
     await held
     assert all(r.inserted for r in await asyncio.gather(*tasks))
     assert await archive.count() == 30
+
+
+async def test_hits_stored_with_their_message_once(archive: Archive) -> None:
+    hits = (
+        ArchivedHit(word="维权", group="客户维权风险", severity=3, start=2, end=5),
+        ArchivedHit(word="12315", group="客户维权风险", severity=3, start=7, end=12),
+    )
+    rec = dataclasses.replace(
+        record("hit-1", content="我要维 权，打12315"), hits=hits, rules_version="abc123"
+    )
+    plain = record("hit-2", content="谢谢")
+    first, other, retry = await asyncio.gather(
+        archive.store_inbound(rec), archive.store_inbound(plain), archive.store_inbound(rec)
+    )
+    assert first.inserted and not retry.inserted
+    stored = await archive.hits_of(first.message_id)
+    assert [(h.word, h.span_start, h.span_end, h.rules_version) for h in stored] == [
+        ("维权", 2, 5, "abc123"),
+        ("12315", 7, 12, "abc123"),
+    ]
+    assert "我要维 权，打12315"[stored[0].span_start : stored[0].span_end] == "维 权"
+    assert await archive.hits_of(other.message_id) == []
+    message = await archive.get("hit-1")
+    assert message is not None and message.rules_version == "abc123"

@@ -19,12 +19,11 @@ from sqlalchemy import text
 
 from bot.context import Context
 from bot.filters import Keyword
-from bot.handlers.greeting import GREETING_REPLY
 from bot.keys import ARCHIVE, CRYPTO
 from bot.router import Router
 from bot.server import create_app
 from monitor import create_schema, make_engine
-from tests.support import AES_KEY, CORP_ID, TOKEN, make_config, sealed_post, text_xml
+from tests.support import AES_KEY, CORP_ID, TOKEN, make_config, sample_reply, sealed_post, text_xml
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.messages import Message, TextMessage, parse
 from wecom_sdk.xmlsafe import parse_xml
@@ -103,7 +102,7 @@ async def test_text_with_reply_is_stored_then_answered(client: TestClient[Any, A
     assert status == 200
     reply = open_reply(answer)
     assert isinstance(reply, TextMessage)
-    assert reply.content == GREETING_REPLY
+    assert reply.content == sample_reply("问候")
     assert reply.to_user == "zhangsan"
     assert reply.from_user == CORP_ID
     row = await archived(client, "msg:7001")
@@ -261,6 +260,7 @@ async def test_storage_failure_is_503_and_retry_then_succeeds(
     engine = make_engine(app_config.storage.database_url)
     try:
         with engine.begin() as conn:
+            conn.execute(text("DROP TABLE hit"))
             conn.execute(text("DROP TABLE message"))
         inner = text_xml("我要维权", 7100)
         status, _ = await post(client, *sealed_post(crypto(), inner))
@@ -329,3 +329,20 @@ async def test_frozen_clock_window(
     late = sealed_post(crypto(), text_xml("你好", 7501), timestamp="1700000301")
     assert (await post(client, *late))[0] == 403
     assert client.app[CRYPTO] is not None
+
+
+async def test_hits_are_stored_with_the_message_and_rules_version(
+    client: TestClient[Any, Any],
+) -> None:
+    text_ = "我要维 权，不行就打１２３１５"
+    status, answer = await post(client, *sealed_post(crypto(), text_xml(text_, 7600)))
+    assert (status, answer) == (200, b"")
+    archive = client.app[ARCHIVE]
+    row = await archive.get("msg:7600")
+    assert row is not None and row.rules_version
+    hits = await archive.hits_of(row.id or 0)
+    assert [(h.word, text_[h.span_start : h.span_end], h.severity) for h in hits] == [
+        ("维权", "维 权", 3),
+        ("12315", "１２３１５", 3),
+    ]
+    assert {h.rules_version for h in hits} == {row.rules_version}

@@ -306,5 +306,8 @@ def test_samples_faq_replies(samples: RuleEngine) -> None:
     assert reply("我想退货") == "退换货"
     assert reply("这个多少钱") == "价格优惠"
     assert reply("退货太麻烦了，转人工") == "转人工"  # the higher priority wins
-    assert samples.inspect("在吗", now=at(12)).reply is None  # 夜间留言 only at night
-    assert reply("你好") is None
+    # 夜间留言 only at night; in the day a bare greeting gets the greeting
+    assert reply("在吗") == "问候"
+    assert samples.inspect("在吗", now=at(23)).reply.name == "夜间留言"  # type: ignore[union-attr]
+    assert reply("你好") == "问候"
+    assert reply("你好，我的发票开好了吗") is None  # not a bare greeting

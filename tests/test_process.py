@@ -179,6 +179,13 @@ def test_check_names_the_bad_key(tmp_path: Path, sqlite_url: str) -> None:
     no_corp = tmp_path / "nocorp.toml"
     no_corp.write_text(good.read_text().replace(f'corp_id = "{CORP_ID}"', ""), encoding="utf-8")
     assert "[wecom].corp_id" in run_cli("check", "--config", str(no_corp)).stderr
+    broken_rules = tmp_path / "broken.toml"
+    broken_rules.write_text('[[group]]\nname = "x"\nseverity = "huge"\nwords = ["a"]\n', "utf-8")
+    with_rules = write_config(tmp_path, sqlite_url, extra=f'[rules]\npaths = ["{broken_rules}"]\n')
+    done = run_cli("check", "--config", str(with_rules))
+    assert done.returncode == 2
+    assert "[rules].paths" in done.stderr
+    assert f"{broken_rules}:3:" in done.stderr  # file:line of the bad severity
     unreachable = write_config(tmp_path, f"postgresql://nobody:pw@127.0.0.1:{free_port()}/x")
     done = run_cli("serve", "--config", str(unreachable))
     assert done.returncode == 2
@@ -192,3 +199,66 @@ def test_workers_without_redis_refused(tmp_path: Path, sqlite_url: str) -> None:
     assert done.returncode == 2
     assert "[server].workers" in done.stderr
     assert "redis_url" in done.stderr
+
+
+RULES_V1 = """
+[[group]]
+name = "测试组"
+severity = "high"
+audience = "any"
+words = ["甲乙丙丁"]
+"""
+
+
+async def test_sighup_reloads_rules_without_restart(  # type: ignore[no-untyped-def]
+    server_factory, tmp_path: Path, sqlite_url: str
+) -> None:
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "test.toml").write_text(RULES_V1, encoding="utf-8")
+    # A long poll interval, so only SIGHUP can explain a reload within the test.
+    extra = f'[rules]\npaths = ["{rules_dir}"]\nreload_interval_s = 3600.0\n'
+    server = server_factory(sqlite_url, extra=extra)
+    crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
+
+    async def send(msg_id: int, content: str) -> None:
+        body, query = sealed_post(crypto, text_xml(content, msg_id))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{server.base}/wecom/callback", params=query, data=body) as resp,
+        ):
+            assert resp.status == 200
+
+    def hit_words(msg_id: int) -> list[str]:
+        engine = make_engine(sqlite_url)
+        try:
+            with engine.connect() as conn:
+                return [
+                    row[0]
+                    for row in conn.execute(
+                        text(
+                            "SELECT hit.word FROM hit JOIN message ON hit.message_id = message.id "
+                            "WHERE message.dedupe_key = :key"
+                        ),
+                        {"key": f"msg:{msg_id}"},
+                    )
+                ]
+        finally:
+            engine.dispose()
+
+    await send(1, "甲乙丙丁 和 戊己庚辛")
+    assert hit_words(1) == ["甲乙丙丁"]
+    (rules_dir / "test.toml").write_text(
+        RULES_V1.replace('["甲乙丙丁"]', '["甲乙丙丁", "戊己庚辛"]'), encoding="utf-8"
+    )
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    msg_id = 2
+    while time.monotonic() < deadline:
+        await send(msg_id, "甲乙丙丁 和 戊己庚辛")
+        if len(hit_words(msg_id)) == 2:
+            break
+        msg_id += 1
+        await asyncio.sleep(0.2)
+    assert sorted(hit_words(msg_id)) == ["戊己庚辛", "甲乙丙丁"], server.output()
+    assert server.proc.poll() is None  # reloaded, not restarted

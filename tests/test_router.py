@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from bot.config import load_config
+from bot.config import SAMPLE_RULES, load_config
 from bot.context import Context
 from bot.filters import EventIs, Func, Keyword, MsgType, Regex
 from bot.handlers import build_root_router
-from bot.handlers.greeting import GREETING_REPLY
-from bot.handlers.handoff import HANDOFF_REPLY
 from bot.router import UNHANDLED, Router
+from rules.engine import RuleEngine
+from rules.models import Audience
+from tests.support import sample_reply
 from wecom_sdk.messages import Message, parse
-from wecom_sdk.replies import TextReply
+from wecom_sdk.replies import NewsReply, TextReply
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -134,14 +135,22 @@ def test_include_cycle_refused() -> None:
         raise AssertionError("cycle accepted")
 
 
-async def test_shipped_handlers() -> None:
+async def test_shipped_handlers_answer_with_the_chosen_reply_rule() -> None:
+    engine = RuleEngine([SAMPLE_RULES])
     root = build_root_router()
-    reply = await root.dispatch(text_msg("请帮我转人工"), ctx())
-    assert reply == TextReply(content=HANDOFF_REPLY)
-    assert await root.dispatch(text_msg("你好"), ctx()) == TextReply(content=GREETING_REPLY)
-    assert await root.dispatch(text_msg("Hello!"), ctx()) == TextReply(content=GREETING_REPLY)
-    assert await root.dispatch(text_msg("在吗？"), ctx()) == TextReply(content=GREETING_REPLY)
+
+    async def answer(text: str) -> object:
+        c = ctx()
+        c.inspection = engine.inspect(text, Audience.ANY)
+        return await root.dispatch(text_msg(text), c)
+
+    assert await answer("请帮我转人工") == TextReply(content=sample_reply("转人工"))
+    assert await answer("你好") == TextReply(content=sample_reply("问候"))
+    assert await answer("Hello!") == TextReply(content=sample_reply("问候"))
     # greetings only as the whole message: a question that starts with 你好 is not a greeting
-    assert await root.dispatch(text_msg("你好，我的快递还没到"), ctx()) is UNHANDLED
-    assert await root.dispatch(text_msg("this shipping"), ctx()) is UNHANDLED
+    assert await answer("你好，我的发票开好了吗") is UNHANDLED
+    menu = await answer("我想退货")
+    assert isinstance(menu, TextReply) and "1. 申请退货退款" in menu.content
+    link = await answer("这个多少钱")
+    assert isinstance(link, NewsReply) and link.articles[0].url.startswith("https://")
     assert await root.dispatch(event_msg("subscribe"), ctx()) is UNHANDLED

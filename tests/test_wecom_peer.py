@@ -13,11 +13,9 @@ import pytest
 from aiohttp.test_utils import TestClient
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bot.handlers.greeting import GREETING_REPLY
-from bot.handlers.handoff import HANDOFF_REPLY
 from bot.keys import ARCHIVE
 from bot.server import create_app
-from tests.support import AES_KEY, AGENT_ID, CORP_ID, TOKEN, make_config, text_xml
+from tests.support import AES_KEY, AGENT_ID, CORP_ID, TOKEN, make_config, sample_reply, text_xml
 from wecom_sdk.xmlsafe import parse_xml
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
@@ -76,8 +74,8 @@ async def test_url_verification_by_independent_peer(client: TestClient[Any, Any]
 
 async def test_200_pushes_and_retries_by_independent_peer(client: TestClient[Any, Any]) -> None:
     peer = WeComPeer()
-    texts = ["你好", "人工", "订单号 20261123 什么时候发货", "谢谢，收到了 👍", "我要投诉你们"]
-    expected_replies = {"你好": GREETING_REPLY, "人工": HANDOFF_REPLY}
+    texts = ["你好", "人工", "订单号 20261123 的发票开好了吗", "谢谢，收到了 👍", "我要投诉你们"]
+    expected_replies = {"你好": sample_reply("问候"), "人工": sample_reply("转人工")}
     replies = 0
     for i in range(200):
         content = texts[i % len(texts)]
@@ -99,4 +97,11 @@ async def test_200_pushes_and_retries_by_independent_peer(client: TestClient[Any
             else:
                 assert answer == b""  # a retry is acknowledged, not handled twice
     assert replies == 80
-    assert await client.app[ARCHIVE].count() == 200
+    archive = client.app[ARCHIVE]
+    assert await archive.count() == 200
+    complaint = await archive.get("msg:10004")  # "我要投诉你们"
+    assert complaint is not None and complaint.rules_version
+    hits = await archive.hits_of(complaint.id or 0)
+    assert [(h.word, complaint.content[h.span_start : h.span_end]) for h in hits] == [
+        ("投诉", "投诉")
+    ]

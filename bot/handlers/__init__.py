@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from bot.handlers.greeting import router as greeting_router
-from bot.handlers.handoff import router as handoff_router
+from bot.handlers.reply_rules import router as reply_rules_router
 from bot.router import Router
 
 __all__ = ["build_root_router"]
@@ -12,6 +11,5 @@ __all__ = ["build_root_router"]
 def build_root_router() -> Router:
     """A fresh root router (one per app, so nothing is shared between workers or tests)."""
     root = Router("root")
-    root.include(handoff_router())
-    root.include(greeting_router())
+    root.include(reply_rules_router())
     return root
