@@ -4,6 +4,7 @@ PostgreSQL + Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 import time
@@ -19,7 +20,7 @@ from sqlalchemy import text
 
 from bot.context import Context
 from bot.filters import Keyword
-from bot.keys import ARCHIVE, CRYPTO
+from bot.keys import ARCHIVE, CRYPTO, RULES
 from bot.router import Router
 from bot.server import create_app
 from monitor import create_schema, make_engine
@@ -346,3 +347,61 @@ async def test_hits_are_stored_with_the_message_and_rules_version(
         ("12315", "１２３１５", 3),
     ]
     assert {h.rules_version for h in hits} == {row.rules_version}
+
+
+async def test_reload_under_load_loses_nothing_and_never_mixes_versions(
+    aiohttp_client: ClientFactory, tmp_path: Path, sqlite_url: str
+) -> None:
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    rule_file = rules_dir / "r.toml"
+    versions = [
+        '[[group]]\nname = "甲"\nseverity = "high"\nwords = ["维权"]\n',
+        '[[group]]\nname = "乙"\nseverity = "low"\nwords = ["维权", "投诉"]\n',
+    ]
+    rule_file.write_text(versions[0], encoding="utf-8")
+    config = make_config(
+        tmp_path,
+        sqlite_url,
+        extra=f'[rules]\npaths = ["{rules_dir}"]\nreload_interval_s = 3600.0\n',
+    )
+    client = await aiohttp_client(create_app(config))
+    engine = client.app[RULES]
+    expected_groups: dict[str, tuple[str, int]] = {}  # version -> (group, hits per message)
+    expected_groups[engine.version] = ("甲", 1)
+
+    stop = asyncio.Event()
+
+    async def reloader() -> None:
+        turn = 1
+        while not stop.is_set():
+            rule_file.write_text(versions[turn % 2], encoding="utf-8")
+            await asyncio.to_thread(engine.reload)
+            expected_groups[engine.version] = ("乙", 2) if turn % 2 else ("甲", 1)
+            turn += 1
+            await asyncio.sleep(0.01)
+
+    async def sender(first: int) -> None:
+        for msg_id in range(first, first + 40):
+            status, _ = await post(
+                client, *sealed_post(crypto(), text_xml("我要维权还要投诉", msg_id))
+            )
+            assert status == 200
+
+    task = asyncio.create_task(reloader())
+    await asyncio.gather(*(sender(20_000 + 100 * i) for i in range(5)))
+    stop.set()
+    await task
+    archive = client.app[ARCHIVE]
+    assert await archive.count() == 200
+    seen_versions = set()
+    for i in range(5):
+        for msg_id in range(20_000 + 100 * i, 20_000 + 100 * i + 40):
+            row = await archive.get(f"msg:{msg_id}")
+            assert row is not None and row.rules_version in expected_groups
+            hits = await archive.hits_of(row.id or 0)
+            group, count = expected_groups[row.rules_version]
+            assert {h.rules_version for h in hits} == {row.rules_version}
+            assert {h.rule_group for h in hits} == {group} and len(hits) == count
+            seen_versions.add(row.rules_version)
+    assert len(seen_versions) == 2  # the reloads really happened while messages flowed
