@@ -44,7 +44,8 @@ def token_bounds(text: str) -> frozenset[int]:
     """Offsets in ``text`` where a jieba token starts or ends (0 and ``len(text)`` included).
 
     HMM is off: its guesses glue unknown characters into tokens that would cut real hits, and
-    the corpus measurement (docs/benchmarks.md) is better without it.
+    the corpus measurement (docs/benchmarks.md) is better without it. Only messages that reach the
+    exact path (a few percent) are segmented.
     """
     bounds = {0}
     pos = 0

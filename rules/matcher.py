@@ -1,7 +1,8 @@
 """Pure matcher: every group word and reply keyword compiled into ahocorasick-rs automata.
 
-Two automata, because most messages hit nothing and normalising in Python costs several times
-an automaton pass:
+Three automata, because most messages hit nothing and normalising in Python (then jieba)
+costs tens of automaton passes. The prefilter spellings are built in ``rules.normalize``
+(``raw_patterns``, ``folded_patterns``):
 
 - ``fast`` runs over the RAW text and is conservative: when it finds nothing, no hit and no reply
   is possible, so ``scan`` returns at the cost of one automaton call. Its patterns are every
@@ -10,16 +11,23 @@ an automaton pass:
   send the message down the exact path; then each normalised word and the first way it can be
   broken after an intact prefix ``w[:k]``: ``w[:k] + sep + w[k]``, ``w[:k] + w[k-1]`` (a repeat)
   and ``w[:k] + sep + w[k-1]``. Without the former, a word in the normalised text is its raw
-  spelling with single common separators and repeats inserted, so one of the latter matches (``tests/test_matcher.py`` checks this with
-  hypothesis against the exact path).
+  spelling with single common separators and repeats inserted, so one of the latter matches (``tests/test_matcher.py`` checks both
+  automata with hypothesis against the exact path, on adversarial spellings of the words).
+- ``folded`` runs only when ``fast`` matched (16 % of the benchmark's chat, mostly a repeat such
+  as 看看 while a word starts with 看): over ``fold_chars(text)``, the per-character mapping done
+  in C by ``str.translate`` (separators removed, traditional/full-width/case folded, runs not yet
+  collapsed). A word in the normalised text is then its spelling with extra copies of its
+  non-ASCII characters, so the first extra copy shows as ``w[:k] + w[k-1]`` followed by
+  ``w[k]`` or by another copy. Nothing there proves no hit at a third of the cost of
+  ``normalize`` and without jieba. Texts with a character from ``FOLD_LIMIT`` up go straight on.
 - ``main`` runs over the normalised text (overlapping matches) and yields candidate hits, which
   the filters in ``rules.filters`` then keep or drop.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from functools import cache
 
 import ahocorasick_rs
 
@@ -41,7 +49,14 @@ from rules.models import (
     SensitiveGroup,
     Word,
 )
-from rules.normalize import COMMON_SEPARATORS, Normalized, char_table, normalize
+from rules.normalize import (
+    FOLD_LIMIT,
+    Normalized,
+    fold_chars,
+    folded_patterns,
+    normalize,
+    raw_patterns,
+)
 
 __all__ = ["DEFAULT_BOUNDARY", "Matcher", "compile_rules"]
 
@@ -67,33 +82,8 @@ class _Target:
     last_syllable: str = ""
 
 
-@cache
-def _trigger_patterns() -> tuple[str, ...]:
-    """Fast-path patterns that do not depend on the rules (see the module docstring)."""
-    table = char_table()
-    triggers = [ch for ch in table if ch not in COMMON_SEPARATORS]
-    # Two separators in a row: the per-word patterns spell out only one.
-    pairs = [s + t for s in COMMON_SEPARATORS for t in COMMON_SEPARATORS]
-    return (*triggers, *pairs)
-
-
-def _fast_patterns(sources: set[str]) -> list[str]:
-    """Rule-dependent fast-path patterns: each word, and its first break (see module docstring).
-
-    A broken word ``w`` first deviates from itself after an intact prefix ``w[:k]``: by one
-    common separator followed by ``w[k]`` or by a repeat of ``w[k-1]``, or (for non-ASCII
-    characters, the only ones collapsed) by a repeat of ``w[k-1]``.
-    """
-    out = set(_trigger_patterns())
-    for w in sources:
-        out.add(w)
-        for k in range(1, len(w)):
-            prefix, last = w[:k], w[k - 1]
-            out.update(prefix + sep + w[k] for sep in COMMON_SEPARATORS)
-            if not last.isascii():
-                out.add(prefix + last)
-                out.update(prefix + sep + last for sep in COMMON_SEPARATORS)
-    return sorted(out)
+# Characters fold_chars leaves alone although normalize may change them.
+_WIDE = re.compile(f"[{chr(FOLD_LIMIT)}-\U0010ffff]").search
 
 
 def _pinyin_variants(word: str) -> list[tuple[str, str, str]]:
@@ -146,7 +136,8 @@ class Matcher:
             for i in order
         ]
         fast.update(k for _, kws in self._replies for k in kws)
-        self._fast = ahocorasick_rs.AhoCorasick(_fast_patterns(fast)) if fast else None
+        self._fast = ahocorasick_rs.AhoCorasick(raw_patterns(fast)) if fast else None
+        self._folded = ahocorasick_rs.AhoCorasick(folded_patterns(fast)) if fast else None
         self._main = ahocorasick_rs.AhoCorasick(self._patterns) if self._patterns else None
 
     @staticmethod
@@ -185,7 +176,13 @@ class Matcher:
 
     def may_hit(self, text: str) -> bool:
         """Conservative: False proves that ``text`` has no hit and no reply keyword."""
-        return self._fast is not None and bool(self._fast.find_matches_as_indexes(text))
+        if self._fast is None or self._folded is None:
+            return False
+        if not self._fast.find_matches_as_indexes(text):
+            return False
+        return _WIDE(text) is not None or bool(
+            self._folded.find_matches_as_indexes(fold_chars(text))
+        )
 
     def scan(self, text: str, author: Audience = Audience.ANY) -> tuple[Hit, ...]:
         """Hits sorted by start, for groups whose audience covers ``author``.

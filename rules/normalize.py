@@ -116,6 +116,27 @@ def char_table() -> dict[str, str]:
     return table
 
 
+#: ``fold_chars`` maps code points below this through a list (no KeyError per unmapped
+#: character, which makes a dict table twice as slow); the rest pass through unchanged.
+FOLD_LIMIT = 0x40000
+
+
+@cache
+def _fold_list() -> list[int | str]:
+    out: list[int | str] = list(range(FOLD_LIMIT))
+    for ch, rep in char_table().items():
+        if ord(ch) < FOLD_LIMIT:
+            out[ord(ch)] = rep
+    return out
+
+
+def fold_chars(text: str) -> str:
+    """The per-character part of ``normalize`` (no run collapsing, no offsets), in C via
+    ``str.translate``. Exact only when ``text`` has no character from ``FOLD_LIMIT`` up; the
+    matcher sends such texts to ``normalize``."""
+    return text.translate(_fold_list())
+
+
 def normalize(text: str) -> Normalized:
     """Normalise ``text`` (see the module docstring), keeping the offset map."""
     table = char_table()
@@ -140,3 +161,48 @@ def normalize(text: str) -> Normalized:
 def normalize_word(word: str) -> str:
     """The same transform applied to a rule word, so words and texts meet."""
     return normalize(word).text
+
+
+# Prefilter spellings (the matcher's ``fast`` and ``folded`` automata, see rules/matcher.py):
+# which raw or folded strings a text must contain for its normalised form to hold a word.
+
+
+@cache
+def _trigger_patterns() -> tuple[str, ...]:
+    """Raw-text patterns that do not depend on the rules (see rules/matcher.py)."""
+    table = char_table()
+    triggers = [ch for ch in table if ch not in COMMON_SEPARATORS]
+    # Two separators in a row: the per-word patterns spell out only one.
+    pairs = [s + t for s in COMMON_SEPARATORS for t in COMMON_SEPARATORS]
+    return (*triggers, *pairs)
+
+
+def raw_patterns(sources: set[str]) -> list[str]:
+    """Rule-dependent raw-text patterns: each word, and its first break (see rules/matcher.py).
+
+    A broken word ``w`` first deviates from itself after an intact prefix ``w[:k]``: by one
+    common separator followed by ``w[k]`` or by a repeat of ``w[k-1]``, or (for non-ASCII
+    characters, the only ones collapsed) by a repeat of ``w[k-1]``.
+    """
+    out = set(_trigger_patterns())
+    for w in sources:
+        out.add(w)
+        for k in range(1, len(w)):
+            prefix, last = w[:k], w[k - 1]
+            out.update(prefix + sep + w[k] for sep in COMMON_SEPARATORS)
+            if not last.isascii():
+                out.add(prefix + last)
+                out.update(prefix + sep + last for sep in COMMON_SEPARATORS)
+    return sorted(out)
+
+
+def folded_patterns(sources: set[str]) -> list[str]:
+    """Patterns over ``fold_chars`` output (see rules/matcher.py): each spelling and each
+    first extra copy of a non-ASCII character, tied to what follows it."""
+    out = set(sources)
+    for w in sources:
+        for k in range(1, len(w)):
+            prefix, last = w[:k], w[k - 1]
+            if not last.isascii():
+                out.update((prefix + last + w[k], prefix + last + last))
+    return sorted(out)

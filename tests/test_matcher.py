@@ -171,8 +171,34 @@ _ALPHABET = st.sampled_from(
 )
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.lists(_ALPHABET, max_size=14).map("".join))
+_WORDS = ("维权", "投诉电话", "12315", "垃圾", "谢谢", "刷单", "小费", "vx", "你好", "发货", "发票")
+_FILLERS = (" ", "，", "。", "  ", "，，", "\u200b", "😡", "️", "~", "\U000e0020", "\U000f0000")
+_VARIANTS = {"维": "維", "权": "權", "单": "單", "费": "費", "发": "發", "货": "貨", "谢": "謝"}
+
+
+@st.composite
+def _evaded(draw: st.DrawFn) -> str:
+    """Chat around rule words broken the ways people break them: fillers, repeats (also after
+    a filler), traditional and full-width forms, case, pinyin."""
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        word = draw(st.sampled_from([*_WORDS, "weiquan", "wei权", "VX", "１２３１５", "看看"]))
+        out = []
+        for ch in word:
+            if draw(st.booleans()):
+                ch = _VARIANTS.get(ch, ch.upper())  # noqa: PLW2901
+            out.append(ch * draw(st.sampled_from([1, 1, 2, 3])))
+            if draw(st.integers(0, 3)) == 0:
+                out.append(draw(st.sampled_from(_FILLERS)))
+                if draw(st.booleans()):
+                    out.append(ch)
+        parts.append(draw(st.sampled_from(["", "我要", "看看", "减", "桶", "a", "反诈"])))
+        parts.append("".join(out))
+    return "".join(parts)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(st.lists(_ALPHABET, max_size=14).map("".join), _evaded()))
 def test_fast_path_never_drops_a_hit(matcher: Matcher, text: str) -> None:
     norm = normalize(text)
     exact = matcher.scan_normalized(norm)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rules.normalize import normalize, normalize_word
+from rules.normalize import FOLD_LIMIT, fold_chars, normalize, normalize_word
 
 
 @pytest.mark.parametrize(
@@ -68,3 +70,10 @@ def test_offsets_are_monotonic_and_in_range(text: str) -> None:
 def test_normalize_is_idempotent(text: str) -> None:
     once = normalize(text).text
     assert normalize(once).text == once
+
+
+@given(st.text(max_size=40))
+def test_fold_chars_is_normalize_without_collapsing(text: str) -> None:
+    text = "".join(c for c in text if ord(c) < FOLD_LIMIT)
+    collapsed = re.sub(r"([^\x00-\x7f])\1+", r"\1", fold_chars(text))
+    assert collapsed == normalize(text).text
