@@ -7,7 +7,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config, ConfigError
-from monitor import make_engine
+from monitor import SchemaMismatch, create_schema, make_engine
 from rules.errors import RuleFileError
 from rules.loader import load_rules
 
@@ -36,11 +36,14 @@ def check_services(config: Config) -> None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
+        create_schema(engine)  # idempotent; serve does it anyway, and it checks existing tables
     except (SQLAlchemyError, OSError) as exc:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
         raise ConfigError(
             f"[storage].database_url: cannot connect to the database ({reason})"
         ) from exc
+    except SchemaMismatch as exc:
+        raise ConfigError(f"[storage].database_url: {exc}") from exc
     finally:
         engine.dispose()
     if config.storage.redis_url:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from monitor.archive import Archive, StoreResult
 from monitor.db import create_schema, make_engine, normalize_url
-from monitor.errors import MonitorError, StorageError, WriterClosed
+from monitor.errors import MonitorError, SchemaMismatch, StorageError, WriterClosed
 from monitor.models import ArchivedHit, HitRecord, InboundRecord, MessageRecord
 from monitor.writer import BulkOp, GroupCommitWriter
 
@@ -20,6 +20,7 @@ __all__ = [
     "InboundRecord",
     "MessageRecord",
     "MonitorError",
+    "SchemaMismatch",
     "StorageError",
     "StoreResult",
     "WriterClosed",

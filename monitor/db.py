@@ -11,11 +11,12 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import URL, make_url
 from sqlmodel import SQLModel
 
 from monitor import models as _models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from monitor.errors import SchemaMismatch
 from monitor.writer import SQLITE_BEGIN_OPTION, BulkOp, GroupCommitWriter
 
 __all__ = ["BulkOp", "GroupCommitWriter", "create_schema", "make_engine", "normalize_url"]
@@ -121,3 +122,18 @@ def create_schema(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
         SQLModel.metadata.create_all(conn)
+        _check_columns(conn)
+
+
+def _check_columns(conn: Connection) -> None:
+    # create_all never alters an existing table: a database made by an older version would make
+    # every store fail with "no such column". Refuse to start instead, naming what is missing.
+    inspector = inspect(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = sorted(c.name for c in table.columns if c.name not in present)
+        if missing:
+            raise SchemaMismatch(
+                f"table {table.name!r} lacks column(s) {', '.join(missing)}: the database was "
+                "created by an older version of wecom-sentinel; migrate it or start with a new one"
+            )

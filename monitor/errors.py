@@ -2,8 +2,9 @@
 
 ```
 MonitorError
-└── StorageError        a database operation failed; the original error is ``__cause__``
-    └── WriterClosed    the group-commit writer is closed (shutting down) and takes no more work
+├── StorageError        a database operation failed; the original error is ``__cause__``
+│   └── WriterClosed    the group-commit writer is closed (shutting down) and takes no more work
+└── SchemaMismatch      the database holds tables from another version of the archive schema
 ```
 
 Messages never carry message data (SQLAlchemy's own errors embed SQL parameters, which may be chat
@@ -12,7 +13,7 @@ text), so they are safe to log and to show; look at ``__cause__`` when debugging
 
 from __future__ import annotations
 
-__all__ = ["MonitorError", "StorageError", "WriterClosed"]
+__all__ = ["MonitorError", "SchemaMismatch", "StorageError", "WriterClosed"]
 
 
 class MonitorError(Exception):
@@ -28,4 +29,11 @@ class WriterClosed(StorageError):
 
     A ``StorageError`` subclass so a callback arriving during shutdown is answered 5xx like any
     other storage failure (WeCom retries it against a live worker).
+    """
+
+
+class SchemaMismatch(MonitorError):
+    """Existing archive tables lack columns this version writes.
+
+    Raised at start-up rather than letting every store fail (which would answer WeCom 5xx forever).
     """

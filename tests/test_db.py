@@ -638,3 +638,23 @@ def test_acknowledged_stores_survive_kill_9(
     missing = [key for key in acknowledged if key not in stored]
     assert not missing, f"{len(missing)} acknowledged keys lost, e.g. {missing[:3]}"
     assert total >= len(acknowledged)
+
+
+def test_old_schema_is_refused_with_the_missing_columns(database_url: str) -> None:
+    from monitor import SchemaMismatch
+
+    engine = make_engine(database_url)
+    try:
+        with engine.begin() as conn:  # a message table as an older version made it
+            conn.execute(
+                sql_text(
+                    "CREATE TABLE message (id INTEGER PRIMARY KEY, dedupe_key VARCHAR(128) UNIQUE, "
+                    "channel VARCHAR, msg_type VARCHAR, event VARCHAR, from_user VARCHAR, "
+                    "to_user VARCHAR, agent_id VARCHAR, create_time INTEGER, content TEXT, "
+                    "raw TEXT, received_at TIMESTAMP)"
+                )
+            )
+        with pytest.raises(SchemaMismatch, match="rules_version"):
+            create_schema(engine)
+    finally:
+        engine.dispose()
