@@ -24,6 +24,7 @@ from bot.config import Config, ConfigError, default_config_path, load_config
 from bot.preflight import check_services
 from bot.runner import serve
 from bot.simulate import default_url, simulate
+from monitor import archived_texts
 from rules.cli import backtest_command, check_command, scan_command
 from wecom_sdk.errors import WeComError
 
@@ -92,9 +93,8 @@ def cmd_rules_check(args: argparse.Namespace) -> int:
 
 def cmd_rules_backtest(args: argparse.Namespace) -> int:
     config = _load(args)
-    return backtest_command(
-        args.paths, database_url=config.storage.database_url, since=args.since, stdout=sys.stdout
-    )
+    texts = archived_texts(config.storage.database_url, args.since)
+    return backtest_command(args.paths, texts=texts, stdout=sys.stdout)
 
 
 def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -9,6 +9,7 @@ from monitor.archive import Archive, StoreResult
 from monitor.db import create_schema, make_engine, normalize_url
 from monitor.errors import MonitorError, SchemaMismatch, StorageError, WriterClosed
 from monitor.models import ArchivedHit, HitRecord, InboundRecord, MessageRecord
+from monitor.queries import archived_texts
 from monitor.writer import BulkOp, GroupCommitWriter
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "StorageError",
     "StoreResult",
     "WriterClosed",
+    "archived_texts",
     "create_schema",
     "make_engine",
     "normalize_url",

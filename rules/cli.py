@@ -23,9 +23,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,7 +34,6 @@ from rules.matcher import Matcher, compile_rules
 from rules.models import Audience, Hit, RuleSet, Severity
 
 __all__ = [
-    "archive_texts",
     "backtest",
     "backtest_command",
     "check_command",
@@ -200,46 +198,22 @@ def backtest(matcher: Matcher, texts: Iterable[str], stdout: TextIO) -> None:
             print(f"    {short}", file=stdout)
 
 
-def archive_texts(database_url: str, since: date | None) -> Iterator[str]:
-    """Texts of the archived text messages (oldest first), received on or after ``since`` (UTC).
-
-    The only place ``rules`` touches the archive: it is an operator command, not the pure core, so
-    monitor is imported here and only when the command runs.
-    """
-    # Imported here: the rules package must not depend on monitor (nor on a database driver);
-    # only this operator command reads the archive.
-    from sqlmodel import Session, col, select  # noqa: PLC0415
-
-    from monitor import MessageRecord, make_engine  # noqa: PLC0415
-
-    engine = make_engine(database_url)
-    query = select(MessageRecord.content).where(col(MessageRecord.content).is_not(None))
-    if since is not None:
-        start = datetime(since.year, since.month, since.day, tzinfo=UTC)
-        query = query.where(MessageRecord.received_at >= start)
-    query = query.order_by(col(MessageRecord.id)).execution_options(yield_per=1000)
-    try:
-        with Session(engine) as session:
-            for content in session.exec(query):
-                if content:
-                    yield content
-    finally:
-        engine.dispose()
-
-
 def backtest_command(
     paths: Sequence[str | Path],
     *,
-    database_url: str,
-    since: date | None,
+    texts: Iterable[str],
     stdout: TextIO,
 ) -> int:
-    """``rules backtest``: load draft rules, scan the archive (exit 0), or print problems (exit 1)."""
+    """``rules backtest``: load draft rules, scan ``texts`` (exit 0), or print problems (exit 1).
+
+    ``texts`` come from the archive (``monitor.archived_texts``): the rules package itself does no
+    I/O beyond reading rule files.
+    """
     _utf8(stdout)
     try:
         matcher = compile_rules(load_rules(paths))
     except RuleFileError as exc:
         _report(exc, stdout)
         return EXIT_INVALID
-    backtest(matcher, archive_texts(database_url, since), stdout)
+    backtest(matcher, texts, stdout)
     return EXIT_OK

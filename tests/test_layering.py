@@ -1,4 +1,8 @@
-"""wecom_sdk is a leaf: it never imports bot, rules or monitor, and its __all__ lists are real."""
+"""The package layering of design.md holds, and wecom_sdk's __all__ lists are real.
+
+wecom_sdk is a leaf (imports none of bot, rules, monitor); rules is pure and imports neither bot
+nor monitor; monitor never imports bot; nothing imports the CLI module.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +57,20 @@ def test_modules_found() -> None:
 def test_no_imports_of_sibling_packages(path: Path) -> None:
     roots = imported_roots(path.read_text(encoding="utf-8"), package_of(path))
     assert not roots & FORBIDDEN
+
+
+ROOT = PACKAGE_DIR.parent
+LAYERS = {"rules": {"bot", "monitor", "run_bot"}, "monitor": {"bot", "run_bot"}}
+LAYERED = sorted((pkg, p) for pkg in LAYERS for p in (ROOT / pkg).rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    ("pkg", "path"), LAYERED, ids=[str(p.relative_to(ROOT)) for _, p in LAYERED]
+)
+def test_package_layers(pkg: str, path: Path) -> None:
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    roots = imported_roots(path.read_text(encoding="utf-8"), package)
+    assert not roots & LAYERS[pkg]
 
 
 @pytest.mark.parametrize("path", PACKAGES, ids=module_name)
