@@ -84,6 +84,8 @@ class _Target:
 
 # Characters fold_chars leaves alone although normalize may change them.
 _WIDE = re.compile(f"[{chr(FOLD_LIMIT)}-\U0010ffff]").search
+# normalize() collapses runs of one non-ASCII character; on folded text a regex does it in C.
+_COLLAPSE = re.compile(r"([^\x00-\x7f])\1+")
 
 
 def _pinyin_variants(word: str) -> list[tuple[str, str, str]]:
@@ -135,6 +137,11 @@ class Matcher:
             )
             for i in order
         ]
+        # "contains" rules test all their keywords in one C-level regex search.
+        self._contains = [
+            re.compile("|".join(map(re.escape, kws))).search if kws else None
+            for _, kws in self._replies
+        ]
         fast.update(k for _, kws in self._replies for k in kws)
         self._fast = ahocorasick_rs.AhoCorasick(raw_patterns(fast)) if fast else None
         self._folded = ahocorasick_rs.AhoCorasick(folded_patterns(fast)) if fast else None
@@ -176,20 +183,36 @@ class Matcher:
 
     def may_hit(self, text: str) -> bool:
         """Conservative: False proves that ``text`` has no hit and no reply keyword."""
+        return self._prepared(text) is not None
+
+    def _prepared(self, text: str) -> str | None:
+        """``None`` when ``text`` provably holds no word or keyword, else its normalised text.
+
+        The normalised text is ``normalize(text).text`` without the offset map, computed in C
+        (one translate and one regex) for all but characters from ``FOLD_LIMIT`` up.
+        """
         if self._fast is None or self._folded is None:
-            return False
+            return None
         if not self._fast.find_matches_as_indexes(text):
-            return False
-        return _WIDE(text) is not None or bool(
-            self._folded.find_matches_as_indexes(fold_chars(text))
-        )
+            return None
+        if _WIDE(text) is not None:
+            return normalize(text).text
+        folded = fold_chars(text)
+        if not self._folded.find_matches_as_indexes(folded):
+            return None
+        return _COLLAPSE.sub(r"\1", folded)
+
+    def _may_have_words(self, normalized: str) -> bool:
+        # Only a text whose normalised form holds a sensitive word needs the offset map (spans).
+        return self._main is not None and bool(self._main.find_matches_as_indexes(normalized))
 
     def scan(self, text: str, author: Audience = Audience.ANY) -> tuple[Hit, ...]:
         """Hits sorted by start, for groups whose audience covers ``author``.
 
         Must-not words, allow-list phrases and boundaries are applied; spans are in ``text``.
         """
-        if not self.may_hit(text):
+        prepared = self._prepared(text)
+        if prepared is None or not self._may_have_words(prepared):
             return ()
         return self.scan_normalized(normalize(text), author)
 
@@ -229,32 +252,39 @@ class Matcher:
 
     def match_reply(self, text: str) -> ReplyRule | None:
         """The first reply rule (highest priority, then file order) whose keywords match."""
-        if not self.may_hit(text):
-            return None
-        return self.reply_normalized(normalize(text))
+        prepared = self._prepared(text)
+        return None if prepared is None else self._reply_for(prepared)
 
     def reply_normalized(self, norm: Normalized) -> ReplyRule | None:
         """``match_reply`` on an already normalised text, without the fast path."""
-        text = norm.text
-        for rule, keywords in self._replies:
+        return self._reply_for(norm.text)
+
+    def _reply_for(self, text: str) -> ReplyRule | None:
+        for (rule, keywords), contains in zip(self._replies, self._contains, strict=True):
             if rule.match == "exact":
                 ok = text in keywords
             elif rule.match == "all":
                 ok = all(k in text for k in keywords)
             else:
-                ok = any(k in text for k in keywords)
+                ok = contains is not None and contains(text) is not None
             if ok:
                 return rule
         return None
 
     def inspect(self, text: str, author: Audience) -> Inspection:
         """Hits, the reply (customers and ANY only), the rules version and the recipients."""
-        if not self.may_hit(text):
+        normalized = self._prepared(text)
+        if normalized is None:
             return Inspection((), None, self.version)
-        norm = normalize(text)
-        hits = self.scan_normalized(norm, author)
+        # Most texts that pass the fast path only hold a reply keyword (价格, 物流 ...): they need
+        # no offset map, which is the costly part of normalising.
+        hits = (
+            self.scan_normalized(normalize(text), author)
+            if self._may_have_words(normalized)
+            else ()
+        )
         wants_reply = author in (Audience.CUSTOMER, Audience.ANY)
-        reply = self.reply_normalized(norm) if wants_reply else None
+        reply = self._reply_for(normalized) if wants_reply else None
         hit_groups = {h.group for h in hits}
         recipients: dict[str, None] = {}
         for group in self._groups:
