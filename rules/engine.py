@@ -32,6 +32,7 @@ from rules.loader import load_rules, rule_files
 from rules.log import rules_log
 from rules.matcher import Matcher, compile_rules
 from rules.models import Audience, Inspection, ReplyRule, RuleSet
+from rules.normalize import fold_chars
 
 __all__ = ["RuleEngine"]
 
@@ -83,9 +84,10 @@ class RuleEngine:
         # Stamp before loading: a change made during the load is seen by the next poll.
         self._stamp = self._fingerprint()
         self._loaded = self._load()
-        # jieba loads its dictionary on first use (~1 s): do it now, not inside the first
-        # message's 5-second WeCom deadline.
+        # jieba's dictionary and the fold table are built on first use (~1 s each): do it now,
+        # not inside the first message's 5-second WeCom deadline.
         token_bounds("预热")
+        fold_chars("预热")
 
     @property
     def version(self) -> str:
