@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -23,6 +23,7 @@ from monitor import (
     make_engine,
 )
 from monitor import archive as archive_module
+from tests.storage_support import Gate
 
 FIXED_NOW = datetime(2024, 5, 4, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -50,53 +51,12 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def commits() -> list[int]:
-    return []
-
-
-@pytest.fixture
-async def writer(engine: Engine, commits: list[int]) -> AsyncIterator[GroupCommitWriter]:
-    async with GroupCommitWriter(engine, on_commit=lambda n, _s: commits.append(n)) as w:
-        yield w
-
-
-@pytest.fixture
 def archive(writer: GroupCommitWriter) -> Archive:
     return Archive(writer, clock=lambda: FIXED_NOW)
 
 
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement sent to the database (BEGIN included on SQLite), in order."""
-    seen: list[str] = []
-
-    def record(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
-
-
 def count(statements: list[str], verb: str) -> int:
     return sum(1 for s in statements if s.lstrip().upper().startswith(verb))
-
-
-class Gate:
-    """A plain unit holding the writer thread, so the stores queued meanwhile form one batch."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, conn: Connection) -> None:
-        self.entered.set()
-        self.release.wait(10)
-
-    async def hold(self, writer: GroupCommitWriter) -> asyncio.Task[None]:
-        task = asyncio.create_task(writer.run(self))
-        assert await asyncio.to_thread(self.entered.wait, 5)
-        return task
 
 
 async def test_store_and_read_back_chinese_and_emoji(archive: Archive) -> None:

@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +26,6 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    event,
     func,
     select,
 )
@@ -44,6 +43,7 @@ from monitor import (
     make_engine,
     normalize_url,
 )
+from tests.storage_support import Gate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,20 +63,6 @@ def engine(database_url: str) -> Iterator[Engine]:
     create_schema(eng)
     yield eng
     eng.dispose()
-
-
-@pytest.fixture
-def commits() -> list[int]:
-    """Batch sizes, one entry per committed transaction (the writer's on_commit hook)."""
-    return []
-
-
-@pytest.fixture
-async def writer(engine: Engine, commits: list[int]) -> AsyncIterator[GroupCommitWriter]:
-    w = GroupCommitWriter(engine, on_commit=lambda size, _s: commits.append(size))
-    await w.start()
-    yield w
-    await w.close()
 
 
 def insert_item(value: str) -> Callable[[Connection], str]:
@@ -122,39 +108,8 @@ def logged_item(value: str, log: list[str]) -> Callable[[Connection], str]:
     return work
 
 
-@pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
-    """Every SQL statement sent to the database (BEGIN included on SQLite), in order."""
-    seen: list[str] = []
-
-    def record(*args: object) -> None:
-        seen.append(str(args[2]))
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
-
-
 def inserts(statements: list[str]) -> list[str]:
     return [s for s in statements if s.lstrip().upper().startswith("INSERT")]
-
-
-class Gate:
-    """A unit holding the writer thread until released, so the next units queue up as one batch."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, conn: Connection) -> str:
-        self.entered.set()
-        self.release.wait(10)
-        return "gate"
-
-    async def hold(self, writer: GroupCommitWriter) -> asyncio.Task[str]:
-        task = asyncio.create_task(writer.run(self))
-        assert await asyncio.to_thread(self.entered.wait, 5)
-        return task
 
 
 def test_normalize_url() -> None:
