@@ -93,8 +93,15 @@ def _supervise(config: Config) -> int:
             if p.pid is not None and p.is_alive():
                 os.kill(p.pid, signal.SIGTERM)
 
+    def forward_hup(signum: int, _frame: FrameType | None) -> None:
+        # SIGHUP means "reload the rules" to each worker; its default action would kill us.
+        for p in procs:
+            if p.pid is not None and p.is_alive():
+                os.kill(p.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, forward_hup)
     for p in procs:
         p.start()
     exit_code = 0

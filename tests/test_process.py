@@ -131,6 +131,11 @@ async def test_several_workers_share_the_port(  # type: ignore[no-untyped-def]
     again = await post_many(server.base, 9000, 100)
     assert set(again.values()) == {200}
     assert len({k for k in archived_keys(pg_schema_url) if k.startswith("msg:9")}) == 100
+    # SIGHUP (reload the rules) is forwarded to the workers; it must not kill the supervisor.
+    server.signal(signal.SIGHUP)
+    await asyncio.sleep(1.0)
+    assert server.proc.poll() is None
+    assert set((await post_many(server.base, 9500, 20)).values()) == {200}
     server.signal(signal.SIGTERM)
     assert await asyncio.get_running_loop().run_in_executor(None, server.wait) == 0
 
