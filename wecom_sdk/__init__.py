@@ -1,13 +1,24 @@
-"""WeCom (企业微信) SDK: callback crypto, safe XML, message models and passive replies.
+"""WeCom (企业微信) SDK: callback crypto, safe XML, message models, passive replies, API client.
 
 Knows nothing of ``bot``, ``rules`` or ``monitor`` (tests/test_layering.py checks it).
 """
 
 from __future__ import annotations
 
+from .client import (
+    MemoryTokenCache,
+    RedisTokenCache,
+    RetryPolicy,
+    SendResult,
+    ServiceState,
+    SyncResult,
+    TokenCache,
+    WeComClient,
+)
 from .crypto import MsgCrypto, SealedMessage
 from .errors import (
     ApiError,
+    ConfigError,
     CryptoError,
     DecryptError,
     EncryptError,
@@ -15,6 +26,7 @@ from .errors import (
     PermissionDenied,
     RateLimited,
     ReceiveIdError,
+    ServiceUnavailable,
     SignatureError,
     TimestampError,
     TokenInvalid,
@@ -62,6 +74,7 @@ __all__ = [
     "ApiError",
     "Article",
     "ChangeExternalContactEvent",
+    "ConfigError",
     "CryptoError",
     "DecryptError",
     "EncryptError",
@@ -74,6 +87,7 @@ __all__ = [
     "LinkMessage",
     "LocationEvent",
     "LocationMessage",
+    "MemoryTokenCache",
     "Message",
     "MsgAuditNotifyEvent",
     "MsgCrypto",
@@ -81,15 +95,22 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "ReceiveIdError",
+    "RedisTokenCache",
     "Reply",
+    "RetryPolicy",
     "SealedMessage",
     "SelectedItem",
+    "SendResult",
+    "ServiceState",
+    "ServiceUnavailable",
     "SignatureError",
     "SubscribeEvent",
+    "SyncResult",
     "TemplateCardEvent",
     "TextMessage",
     "TextReply",
     "TimestampError",
+    "TokenCache",
     "TokenInvalid",
     "TransportError",
     "UnknownEvent",
@@ -99,6 +120,7 @@ __all__ = [
     "VideoReply",
     "VoiceMessage",
     "VoiceReply",
+    "WeComClient",
     "WeComError",
     "XmlError",
     "api_error",

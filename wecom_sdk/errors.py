@@ -16,8 +16,10 @@ Every error is a :class:`WeComError`; the tree::
     ├── ApiError(errcode, errmsg, path)     a WeCom API call answered errcode != 0
     │   ├── TokenInvalid            40014, 42001: refresh the access_token and retry once
     │   ├── RateLimited             45009, 45033
-    │   └── PermissionDenied        48002, 60011, 60020
+    │   ├── PermissionDenied        48002, 60011, 60020
+    │   └── ConfigError             40001, 40013: wrong secret / corpid; never retried
     └── TransportError              no usable WeCom answer (network, HTTP status, bad JSON)
+        └── ServiceUnavailable      network error, timeout or HTTP 5xx: transient, retried
 
 Errors carry data (codes, messages, API paths), never secrets (tokens, keys, message plaintext).
 Error codes: https://developer.work.weixin.qq.com/document/path/90968 (crypto) and
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "ApiError",
+    "ConfigError",
     "CryptoError",
     "DecryptError",
     "EncryptError",
@@ -35,6 +38,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "ReceiveIdError",
+    "ServiceUnavailable",
     "SignatureError",
     "TimestampError",
     "TokenInvalid",
@@ -152,6 +156,14 @@ class PermissionDenied(ApiError):
     """API not allowed for the app (48002), no privilege (60011) or untrusted IP (60020)."""
 
 
+class ConfigError(ApiError):
+    """The corp id (40013) or secret (40001) is wrong: fix the configuration, retrying cannot help."""
+
+    def __init__(self, errcode: int, errmsg: str, path: str) -> None:
+        super().__init__(errcode, errmsg, path)
+        self.message = f"{path}: {errmsg} (check wecom corp_id / secret; not retried)"
+
+
 class TransportError(WeComError):
     """The API call got no usable WeCom answer: connection error, timeout, HTTP status, bad JSON.
 
@@ -164,7 +176,13 @@ class TransportError(WeComError):
         self.path = path
 
 
+class ServiceUnavailable(TransportError):
+    """Connection error, timeout or HTTP 5xx: WeCom may answer a retry."""
+
+
 _API_ERRORS: dict[int, type[ApiError]] = {
+    40001: ConfigError,
+    40013: ConfigError,
     40014: TokenInvalid,
     42001: TokenInvalid,
     45009: RateLimited,

@@ -1,0 +1,33 @@
+"""Async WeCom server-API client: ``WeComClient`` with ``message``, ``kf`` and ``robot`` groups.
+
+Tokens are cached (memory or Redis) and refreshed single-flight; errcodes become typed
+:mod:`wecom_sdk.errors` exceptions. https://developer.work.weixin.qq.com/document/path/90664
+"""
+
+from __future__ import annotations
+
+from .base import DEFAULT_API_BASE, RetryPolicy, WeComClient, check_response, redact
+from .kf import KfApi
+from .message import MessageApi
+from .models import SendResult, ServiceState, SyncResult
+from .robot import RobotApi
+from .token import MemoryTokenCache, RedisTokenCache, TokenCache, TokenManager, token_key
+
+__all__ = [
+    "DEFAULT_API_BASE",
+    "KfApi",
+    "MemoryTokenCache",
+    "MessageApi",
+    "RedisTokenCache",
+    "RetryPolicy",
+    "RobotApi",
+    "SendResult",
+    "ServiceState",
+    "SyncResult",
+    "TokenCache",
+    "TokenManager",
+    "WeComClient",
+    "check_response",
+    "redact",
+    "token_key",
+]
