@@ -23,7 +23,7 @@ import aiohttp
 from bot.config import Config, ConfigError, default_config_path, load_config
 from bot.preflight import check_services
 from bot.runner import serve
-from bot.simulate import default_url, simulate
+from bot.simulate import default_url, describe_hits, simulate
 from monitor import archived_texts
 from rules.cli import backtest_command, check_command, scan_command
 from wecom_sdk.errors import WeComError
@@ -73,6 +73,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("no passive reply (empty 200: the message was stored, nothing to answer)")
     else:
         print(f"error body: {result.body}")
+    if result.status == 200:
+        for line in describe_hits(config, result):
+            print(line)
     return 0 if 200 <= result.status < 300 else 1
 
 

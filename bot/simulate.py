@@ -11,13 +11,22 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config
+from monitor import MonitorError, hits_of_message
+from rules.models import Severity
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.messages import TextMessage, parse
 from wecom_sdk.xmlsafe import parse_xml, render_xml
 
-__all__ = ["SimulationResult", "build_text_callback", "default_url", "simulate"]
+__all__ = [
+    "SimulationResult",
+    "build_text_callback",
+    "default_url",
+    "describe_hits",
+    "simulate",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,8 @@ class SimulationResult:
     reply_text: str | None
     #: The body as sent when the answer was not a reply envelope (errors).
     body: str
+    #: The MsgId of the simulated message (its archive key is ``msg:<id>``).
+    msg_id: int = 0
 
 
 def default_url(config: Config) -> str:
@@ -40,7 +51,7 @@ def default_url(config: Config) -> str:
 
 
 def build_text_callback(
-    crypto: MsgCrypto, config: Config, text: str, from_user: str
+    crypto: MsgCrypto, config: Config, text: str, from_user: str, msg_id: int
 ) -> tuple[bytes, dict[str, str]]:
     """The POST body and query WeCom would send for a member's text message."""
     inner = render_xml(
@@ -50,7 +61,7 @@ def build_text_callback(
             "CreateTime": int(time.time()),
             "MsgType": "text",
             "Content": text,
-            "MsgId": secrets.randbits(63),
+            "MsgId": msg_id,
             "AgentID": int(config.wecom.agent_id or "0"),
         }
     )
@@ -79,7 +90,8 @@ async def simulate(config: Config, text: str, *, from_user: str, url: str) -> Si
         wecom_sdk.errors.WeComError: the reply envelope did not verify or decrypt.
     """
     crypto = MsgCrypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.corp_id)
-    body, query = build_text_callback(crypto, config, text, from_user)
+    msg_id = secrets.randbits(63)
+    body, query = build_text_callback(crypto, config, text, from_user, msg_id)
     timeout = aiohttp.ClientTimeout(total=10)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
@@ -89,5 +101,29 @@ async def simulate(config: Config, text: str, *, from_user: str, url: str) -> Si
         status = resp.status
     if status == 200 and answer:
         reply_xml, reply_text = _open_reply(crypto, answer)
-        return SimulationResult(status, reply_xml, reply_text, answer.decode("utf-8", "replace"))
-    return SimulationResult(status, None, None, answer.decode("utf-8", "replace"))
+        body_text = answer.decode("utf-8", "replace")
+        return SimulationResult(status, reply_xml, reply_text, body_text, msg_id)
+    return SimulationResult(status, None, None, answer.decode("utf-8", "replace"), msg_id)
+
+
+def describe_hits(config: Config, result: SimulationResult) -> list[str]:
+    """Lines showing what the rules found in the simulated message, read back from the archive.
+
+    Empty when the archive is not reachable from here (a server on another machine) or the
+    message is not in it; the simulation itself never depends on this.
+    """
+    try:
+        found = hits_of_message(config.storage.database_url, f"msg:{result.msg_id}")
+    except (MonitorError, SQLAlchemyError, OSError, ValueError):
+        return []
+    if found is None:
+        return []
+    if not found.hits:
+        return [f"archived (rules {found.rules_version}): no sensitive words"]
+    lines = [f"archived (rules {found.rules_version}) with {len(found.hits)} hit(s):"]
+    text = found.content or ""
+    for hit in found.hits:
+        span = text[hit.span_start : hit.span_end]
+        level = Severity(hit.severity).label
+        lines.append(f"  命中「{hit.word}」 原文「{span}」 {hit.rule_group}（{level}）")
+    return lines

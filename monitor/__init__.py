@@ -9,12 +9,13 @@ from monitor.archive import Archive, StoreResult
 from monitor.db import create_schema, make_engine, normalize_url
 from monitor.errors import MonitorError, SchemaMismatch, StorageError, WriterClosed
 from monitor.models import ArchivedHit, HitRecord, InboundRecord, MessageRecord
-from monitor.queries import archived_texts
+from monitor.queries import ArchivedMessageHits, archived_texts, hits_of_message
 from monitor.writer import BulkOp, GroupCommitWriter
 
 __all__ = [
     "Archive",
     "ArchivedHit",
+    "ArchivedMessageHits",
     "BulkOp",
     "GroupCommitWriter",
     "HitRecord",
@@ -27,6 +28,7 @@ __all__ = [
     "WriterClosed",
     "archived_texts",
     "create_schema",
+    "hits_of_message",
     "make_engine",
     "normalize_url",
 ]

@@ -3,14 +3,52 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from pathlib import Path
 
+from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 
-from monitor.db import make_engine
-from monitor.models import MessageRecord
+from monitor.db import make_engine, normalize_url
+from monitor.models import HitRecord, MessageRecord
 
-__all__ = ["archived_texts"]
+__all__ = ["ArchivedMessageHits", "archived_texts", "hits_of_message"]
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedMessageHits:
+    """An archived message's text, rules version and hits (for ``simulate`` and operators)."""
+
+    content: str | None
+    rules_version: str | None
+    hits: tuple[HitRecord, ...]
+
+
+def hits_of_message(database_url: str, dedupe_key: str) -> ArchivedMessageHits | None:
+    """The archived message with ``dedupe_key`` and its hits, or None when it is not archived.
+
+    A SQLite file that does not exist is "not archived" (it is not created as a side effect).
+    """
+    url = make_url(normalize_url(database_url))
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return None
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            message = session.exec(
+                select(MessageRecord).where(MessageRecord.dedupe_key == dedupe_key)
+            ).one_or_none()
+            if message is None:
+                return None
+            hits = session.exec(
+                select(HitRecord)
+                .where(HitRecord.message_id == message.id)
+                .order_by(col(HitRecord.span_start))
+            ).all()
+            return ArchivedMessageHits(message.content, message.rules_version, tuple(hits))
+    finally:
+        engine.dispose()
 
 
 def archived_texts(database_url: str, since: date | None = None) -> Iterator[str]:

@@ -154,13 +154,18 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_simulate_round_trip(server_factory, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
     server = server_factory(sqlite_url)
     url = f"{server.base}/wecom/callback"
-    done = run_cli("simulate", "--text", "你好", "--url", url)
+    config = str(server.log_path.parent / "config.toml")  # the server's own, same archive
+    done = run_cli("simulate", "--text", "你好", "--url", url, "--config", config)
     assert done.returncode == 0, done.stderr
     assert "HTTP 200" in done.stdout
     assert "reply text: 您好！我是智能助手" in done.stdout
-    quiet = run_cli("simulate", "--text", "今天天气不错", "--from", "lisi", "--url", url)
-    assert quiet.returncode == 0
-    assert "no passive reply" in quiet.stdout
+    assert "no sensitive words" in done.stdout
+    risky = run_cli(
+        "simulate", "--text", "我要维 权！", "--from", "lisi", "--url", url, "--config", config
+    )
+    assert risky.returncode == 0
+    assert "no passive reply" in risky.stdout
+    assert "命中「维权」 原文「维 权」 客户维权风险（高）" in risky.stdout
     assert len(archived_keys(sqlite_url)) == 2
 
 
