@@ -20,7 +20,9 @@ from typing import Any
 from rules.normalize import Normalized
 
 __all__ = [
+    "CLAUSE_BREAKS",
     "ascii_edges_ok",
+    "clause_bounds",
     "crosses_token",
     "inside_any",
     "occurrences",
@@ -53,6 +55,35 @@ def token_bounds(text: str) -> frozenset[int]:
         pos += len(token)
         bounds.add(pos)
     return frozenset(bounds)
+
+
+#: Sentence punctuation: a clause boundary, so segmentation need not look past it. Spaces and the
+#: like are not in it: they are what evasions put inside words.
+CLAUSE_BREAKS = frozenset("，。！？；：、,.!?;:\n\r")
+
+
+def clause_bounds(norm: Normalized, source: str, a: int, b: int) -> frozenset[int]:
+    """Token boundaries of the clause holding the hit ``[a, b)`` of ``norm`` (whose original is
+    ``source``), in ``norm`` coordinates.
+
+    A chat message is many short clauses; jieba's cost grows with the text it is given, so only the
+    hit's clause is segmented. Clause edges are positions of ``norm.text`` where the original had
+    sentence punctuation between two kept characters; edges inside the hit are ignored (the
+    punctuation may itself be the evasion, 维，权).
+    """
+    starts, ends = norm.starts, norm.ends
+
+    def is_break(i: int) -> bool:
+        return any(c in CLAUSE_BREAKS for c in source[ends[i - 1] : starts[i]])
+
+    lo = a
+    while lo > 0 and not is_break(lo):
+        lo -= 1
+    hi = b
+    n = len(norm.text)
+    while hi < n and not is_break(hi):
+        hi += 1
+    return frozenset(lo + x for x in token_bounds(norm.text[lo:hi]))
 
 
 def crosses_token(bounds: frozenset[int], a: int, b: int) -> bool:

@@ -33,6 +33,7 @@ import ahocorasick_rs
 
 from rules.filters import (
     ascii_edges_ok,
+    clause_bounds,
     crosses_token,
     inside_any,
     occurrences,
@@ -214,17 +215,22 @@ class Matcher:
         prepared = self._prepared(text)
         if prepared is None or not self._may_have_words(prepared):
             return ()
-        return self.scan_normalized(normalize(text), author)
+        return self.scan_normalized(normalize(text), author, source=text)
 
-    def scan_normalized(self, norm: Normalized, author: Audience = Audience.ANY) -> tuple[Hit, ...]:
-        """``scan`` on an already normalised text, without the fast path."""
+    def scan_normalized(
+        self, norm: Normalized, author: Audience = Audience.ANY, *, source: str | None = None
+    ) -> tuple[Hit, ...]:
+        """``scan`` on an already normalised text, without the fast path.
+
+        With ``source`` (the original text), word boundaries are checked by segmenting only the
+        clause around a hit (between sentence punctuation of the original), not the whole message.
+        """
         if self._main is None:
             return ()
         matches = self._main.find_matches_as_indexes(norm.text, overlapping=True)
         if not matches:
             return ()
         text = norm.text
-        bounds: frozenset[int] | None = None
         blocked: dict[int, bool] = {}
         found: dict[tuple[int, int, int, str], Hit] = {}
         for pid, a, b in matches:
@@ -234,10 +240,8 @@ class Matcher:
                     continue
                 if not _shape_ok(t, norm, a, b):
                     continue
-                if t.word_boundary:
-                    bounds = token_bounds(text) if bounds is None else bounds
-                    if crosses_token(bounds, a, b):
-                        continue
+                if t.word_boundary and crosses_token(self._bounds(norm, source, a, b), a, b):
+                    continue
                 if t.group not in blocked:
                     blocked[t.group] = any(w in text for w in self._must_not[t.group])
                 if blocked[t.group]:
@@ -249,6 +253,14 @@ class Matcher:
                 key = (start, end, t.group, t.word)
                 found.setdefault(key, Hit(t.word, start, end, group.name, group.severity))
         return tuple(found[k] for k in sorted(found))
+
+    @staticmethod
+    def _bounds(norm: Normalized, source: str | None, a: int, b: int) -> frozenset[int]:
+        # Token boundaries around the hit: its clause when the original is known, else the whole
+        # normalised text (jieba caches nothing, so this is the costly step of the exact path).
+        if source is None:
+            return token_bounds(norm.text)
+        return clause_bounds(norm, source, a, b)
 
     def match_reply(self, text: str) -> ReplyRule | None:
         """The first reply rule (highest priority, then file order) whose keywords match."""
@@ -279,7 +291,7 @@ class Matcher:
         # Most texts that pass the fast path only hold a reply keyword (价格, 物流 ...): they need
         # no offset map, which is the costly part of normalising.
         hits = (
-            self.scan_normalized(normalize(text), author)
+            self.scan_normalized(normalize(text), author, source=text)
             if self._may_have_words(normalized)
             else ()
         )

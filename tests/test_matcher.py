@@ -207,3 +207,48 @@ def test_fast_path_never_drops_a_hit(matcher: Matcher, text: str) -> None:
         assert exact == () and exact_reply is None
     assert matcher.scan(text) == exact
     assert matcher.match_reply(text) == exact_reply
+
+
+CLAUSE_RULES = RuleSet(
+    groups=(
+        SensitiveGroup(
+            "tips", Severity.HIGH, Audience.ANY, (Word("小费"), Word("消协")), source="t:1"
+        ),
+    ),
+    version="c1",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("减小费用", []),  # 减小/费用: the hit cuts across both words
+        ("为了减小费用，我们先这样", []),
+        ("取消协议吧，好的", []),
+        ("给点小费吧，谢谢", [("小费", "小费")]),
+        ("好的，给点小费吧", [("小费", "小费")]),
+        ("我去找消协。你们等着", [("消协", "消协")]),
+        ("消，协", [("消协", "消，协")]),  # punctuation inside the hit is the evasion, not a break
+        ("减 小费用", []),  # a space is no clause break: it is what evasions insert
+    ],
+)
+def test_word_boundary_on_the_hit_clause(text: str, expected: list[tuple[str, str]]) -> None:
+    assert _hits(compile_rules(CLAUSE_RULES), text) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            ["减小费用", "取消协议", "给点小费", "找消协", " ", "好的", "吧", "消", "协"]
+        ),
+        max_size=8,
+    ).map("".join)
+)
+def test_one_clause_segments_like_the_whole_text(text: str) -> None:
+    # With no sentence punctuation the hit's clause is the whole message: the windowed check must
+    # then give exactly the hits of segmenting the whole normalised text.
+    from rules.normalize import normalize
+
+    m = compile_rules(CLAUSE_RULES)
+    assert m.scan(text) == m.scan_normalized(normalize(text))
