@@ -108,9 +108,14 @@ class InspectStage:
     async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
         text = msg.text
         if text:
-            # The engine reads its current rule version once, so one message's hits never mix
-            # two versions even while a reload swaps them.
-            ctx.inspection = self.rules.inspect(text, Audience.ANY, customer_id=msg.from_user)
+            try:
+                # The engine reads its current rule version once, so one message's hits never
+                # mix two versions even while a reload swaps them.
+                ctx.inspection = self.rules.inspect(text, Audience.ANY, customer_id=msg.from_user)
+            except Exception:
+                # A rules bug must not lose the message: store it uninspected (rules_version
+                # stays empty, so a backtest can find it) rather than fail every WeCom retry.
+                pipeline_log.exception("rules inspection failed for %s", msg.dedupe_key)
         return await handler(msg, ctx)
 
 

@@ -405,3 +405,20 @@ async def test_reload_under_load_loses_nothing_and_never_mixes_versions(
             assert {h.rule_group for h in hits} == {group} and len(hits) == count
             seen_versions.add(row.rules_version)
     assert len(seen_versions) == 2  # the reloads really happened while messages flowed
+
+
+async def test_a_failing_rules_engine_never_loses_the_message(
+    aiohttp_client: ClientFactory, tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = await aiohttp_client(create_app(make_config(tmp_path, sqlite_url)))
+    engine = client.app[RULES]
+
+    def broken(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("bug in a rule")
+
+    engine.inspect = broken  # type: ignore[method-assign]  # a rules bug, injected
+    status, answer = await post(client, *sealed_post(crypto(), text_xml("我要维权", 7700)))
+    assert (status, answer) == (200, b"")
+    row = await client.app[ARCHIVE].get("msg:7700")
+    assert row is not None and row.content == "我要维权" and row.rules_version is None
+    assert "rules inspection failed" in caplog.text

@@ -383,3 +383,14 @@ def test_models_can_be_built_directly() -> None:
     )
     assert msg.text == "hi"
     assert msg.raw == {}
+
+
+def test_dedupe_key_stays_bounded_for_an_absurd_msg_id() -> None:
+    xml = (
+        "<xml><ToUserName>c</ToUserName><FromUserName>u</FromUserName><CreateTime>1</CreateTime>"
+        f"<MsgType>text</MsgType><Content>x</Content><MsgId>{'9' * 500}</MsgId></xml>"
+    )
+    key = parse(xml).dedupe_key
+    assert len(key) <= 128  # the archive's key column
+    assert key == parse(xml).dedupe_key  # stable, so retries still dedupe
+    assert key != parse(xml.replace("9" * 500, "9" * 499 + "8")).dedupe_key

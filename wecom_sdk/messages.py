@@ -44,6 +44,9 @@ __all__ = [
     "parse",
 ]
 
+#: Longest MsgId used verbatim in a dedupe key (real ones have at most 20 digits).
+_MSG_ID_KEY_MAX = 64
+
 _INT_RE = re.compile(r"-?[0-9]{1,19}")
 _Reader = Callable[[Mapping[str, Any], str], Any]
 
@@ -140,7 +143,10 @@ class Message:
         """
         msg_id = self.raw.get("MsgId")
         if isinstance(msg_id, str) and msg_id:
-            return f"msg:{msg_id}"
+            if len(msg_id) <= _MSG_ID_KEY_MAX:
+                return f"msg:{msg_id}"
+            # Real MsgIds are 64-bit integers; a longer one still needs a bounded, stable key.
+            return "msgh:" + hashlib.sha256(msg_id.encode("utf-8")).hexdigest()
         canonical = json.dumps(
             self.raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
         )
