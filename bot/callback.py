@@ -146,6 +146,12 @@ async def _post(request: web.Request) -> web.Response:
         app[METRICS].callbacks.labels("POST", "storage_failed").inc()
         callback_log.error("storage failed, answering 503 so WeCom retries: %s", exc)
         return web.Response(status=503, text="storage unavailable", content_type=_TEXT_PLAIN)
+    except Exception:
+        # A bug of ours: nothing is acknowledged, so WeCom's retry gets another chance (a fixed
+        # deployment, a transient cause); 503 rather than aiohttp's bare 500.
+        app[METRICS].callbacks.labels("POST", "internal_error").inc()
+        callback_log.exception("callback failed before it was stored; answering 503")
+        return web.Response(status=503, text="temporarily unavailable", content_type=_TEXT_PLAIN)
 
     sealed = seal_reply(
         result, msg, app[CRYPTO], timestamp=params["timestamp"], nonce=params["nonce"]

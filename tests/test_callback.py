@@ -422,3 +422,21 @@ async def test_a_failing_rules_engine_never_loses_the_message(
     row = await client.app[ARCHIVE].get("msg:7700")
     assert row is not None and row.content == "我要维权" and row.rules_version is None
     assert "rules inspection failed" in caplog.text
+
+
+async def test_an_unexpected_bug_is_a_503_not_a_500_and_the_retry_goes_through(
+    aiohttp_client: ClientFactory, tmp_path: Path, sqlite_url: str
+) -> None:
+    client = await aiohttp_client(create_app(make_config(tmp_path, sqlite_url)))
+    archive = client.app[ARCHIVE]
+    real_store = archive.store_inbound
+
+    async def buggy(*args: object, **kwargs: object) -> object:
+        raise KeyError("a bug")
+
+    archive.store_inbound = buggy  # type: ignore[method-assign]  # a bug of ours, injected
+    inner = text_xml("我要投诉", 7800)
+    assert (await post(client, *sealed_post(crypto(), inner)))[0] == 503
+    archive.store_inbound = real_store  # type: ignore[method-assign]  # the fixed deployment
+    assert (await post(client, *sealed_post(crypto(), inner)))[0] == 200
+    assert await archive.get("msg:7800") is not None
