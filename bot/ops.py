@@ -8,7 +8,7 @@ import os
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from bot.keys import ARCHIVE, CONFIG, DEDUPE, REGISTRY
+from bot.keys import ARCHIVE, CONFIG, DEDUPE, REGISTRY, RULES
 
 __all__ = ["handle_healthz", "handle_metrics"]
 
@@ -27,7 +27,10 @@ async def _probe(check: asyncio.Future[None] | asyncio.Task[None]) -> str:
 
 
 async def handle_healthz(request: web.Request) -> web.Response:
-    """200 when storage (and Redis, if configured) answer; 503 otherwise, naming what failed."""
+    """200 when storage (and Redis, if configured) answer; 503 otherwise, naming what failed.
+
+    Also names the rules version in force, so an operator can see a reload took effect.
+    """
     app = request.app
     storage = asyncio.ensure_future(app[ARCHIVE].ping())
     checks = {"storage": await _probe(storage)}
@@ -37,7 +40,12 @@ async def handle_healthz(request: web.Request) -> web.Response:
         checks["redis"] = "disabled"
     healthy = all(v in ("ok", "disabled") for v in checks.values())
     return web.json_response(
-        {"status": "ok" if healthy else "unavailable", **checks, "pid": os.getpid()},
+        {
+            "status": "ok" if healthy else "unavailable",
+            **checks,
+            "rules_version": app[RULES].version,
+            "pid": os.getpid(),
+        },
         status=200 if healthy else 503,
     )
 

@@ -295,6 +295,7 @@ async def test_healthz_and_metrics(client: TestClient[Any, Any], app_config) -> 
     data = await health.json()
     assert data["storage"] == "ok"
     assert data["redis"] == ("ok" if app_config.storage.redis_url else "disabled")
+    assert data["rules_version"] == client.app[RULES].version
     await post(client, *sealed_post(crypto(), text_xml("你好", 7300)))
     await post(client, b"junk", {"msg_signature": "x", "timestamp": "1", "nonce": "1"})
     metrics = await (await client.get("/metrics")).text()
