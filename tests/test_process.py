@@ -40,10 +40,17 @@ def archived_keys(database_url: str) -> set[str]:
         engine.dispose()
 
 
-async def post_many(base: str, first_id: int, count: int, concurrency: int = 16) -> dict[int, int]:
-    """POST ``count`` distinct messages; return msg_id -> HTTP status for those that got an answer."""
+async def post_many(
+    base: str,
+    first_id: int,
+    count: int,
+    concurrency: int = 16,
+    answered: dict[int, int] | None = None,
+) -> dict[int, int]:
+    """POST ``count`` distinct messages; return msg_id -> HTTP status for those that got an answer
+    (filled in as answers arrive, into ``answered`` when given)."""
     crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
-    answered: dict[int, int] = {}
+    answered = {} if answered is None else answered
     queue = list(range(first_id, first_id + count))
 
     async def worker(session: aiohttp.ClientSession) -> None:
@@ -61,6 +68,13 @@ async def post_many(base: str, first_id: int, count: int, concurrency: int = 16)
     async with aiohttp.ClientSession(timeout=timeout) as session:
         await asyncio.gather(*(worker(session) for _ in range(concurrency)))
     return answered
+
+
+async def until_answered(progress: dict[int, int], count: int, timeout: float = 15.0) -> None:
+    """Wait until ``count`` callbacks have been answered (so the server is mid-stream)."""
+    deadline = time.monotonic() + timeout
+    while len(progress) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -84,9 +98,10 @@ def server_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
 async def test_kill_9_right_after_2xx_loses_nothing(server_factory, database_url: str) -> None:  # type: ignore[no-untyped-def]
     server = server_factory(database_url)
     loop = asyncio.get_running_loop()
-    sending = asyncio.ensure_future(post_many(server.base, 1000, 400, concurrency=24))
+    progress: dict[int, int] = {}
+    sending = asyncio.ensure_future(post_many(server.base, 1000, 400, 24, progress))
     # Kill while callbacks are in flight, as soon as a first batch has been acknowledged.
-    await asyncio.sleep(0.6)
+    await until_answered(progress, 20)
     await loop.run_in_executor(None, server.signal, signal.SIGKILL)
     answered = await sending
     ok = {mid for mid, status in answered.items() if status == 200}
@@ -98,8 +113,9 @@ async def test_kill_9_right_after_2xx_loses_nothing(server_factory, database_url
 
 async def test_sigterm_drains_in_flight_and_flushes(server_factory, database_url: str) -> None:  # type: ignore[no-untyped-def]
     server = server_factory(database_url)
-    sending = asyncio.ensure_future(post_many(server.base, 5000, 300, concurrency=24))
-    await asyncio.sleep(0.4)
+    progress: dict[int, int] = {}
+    sending = asyncio.ensure_future(post_many(server.base, 5000, 300, 24, progress))
+    await until_answered(progress, 20)
     server.signal(signal.SIGTERM)
     answered = await sending
     code = await asyncio.get_running_loop().run_in_executor(None, server.wait)
