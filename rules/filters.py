@@ -23,10 +23,12 @@ __all__ = [
     "CLAUSE_BREAKS",
     "ascii_edges_ok",
     "clause_bounds",
+    "clause_span",
     "crosses_token",
     "inside_any",
     "occurrences",
     "pinyin_edges_ok",
+    "span_bounds",
     "token_bounds",
 ]
 
@@ -62,9 +64,8 @@ def token_bounds(text: str) -> frozenset[int]:
 CLAUSE_BREAKS = frozenset("，。！？；：、,.!?;:\n\r")
 
 
-def clause_bounds(norm: Normalized, source: str, a: int, b: int) -> frozenset[int]:
-    """Token boundaries of the clause holding the hit ``[a, b)`` of ``norm`` (whose original is
-    ``source``), in ``norm`` coordinates.
+def clause_span(norm: Normalized, source: str, a: int, b: int) -> tuple[int, int]:
+    """The clause of ``norm.text`` holding the hit ``[a, b)``, whose original is ``source``.
 
     A chat message is many short clauses; jieba's cost grows with the text it is given, so only the
     hit's clause is segmented. Clause edges are positions of ``norm.text`` where the original had
@@ -83,7 +84,18 @@ def clause_bounds(norm: Normalized, source: str, a: int, b: int) -> frozenset[in
     n = len(norm.text)
     while hi < n and not is_break(hi):
         hi += 1
-    return frozenset(lo + x for x in token_bounds(norm.text[lo:hi]))
+    return lo, hi
+
+
+def clause_bounds(norm: Normalized, source: str, a: int, b: int) -> frozenset[int]:
+    """Token boundaries of the clause holding the hit ``[a, b)``, in ``norm`` coordinates."""
+    lo, hi = clause_span(norm, source, a, b)
+    return span_bounds(norm.text, lo, hi)
+
+
+def span_bounds(text: str, lo: int, hi: int) -> frozenset[int]:
+    """Token boundaries of ``text[lo:hi]`` segmented alone, in ``text`` coordinates."""
+    return frozenset(lo + x for x in token_bounds(text[lo:hi]))
 
 
 def crosses_token(bounds: frozenset[int], a: int, b: int) -> bool:

@@ -33,12 +33,12 @@ import ahocorasick_rs
 
 from rules.filters import (
     ascii_edges_ok,
-    clause_bounds,
+    clause_span,
     crosses_token,
     inside_any,
     occurrences,
     pinyin_edges_ok,
-    token_bounds,
+    span_bounds,
 )
 from rules.models import (
     Audience,
@@ -231,6 +231,9 @@ class Matcher:
         if not matches:
             return ()
         text = norm.text
+        # Segmentation is the costly step of this path: once per clause (or once for the whole
+        # text when the original is unknown), however many hits share it.
+        segmented: dict[tuple[int, int], frozenset[int]] = {}
         blocked: dict[int, bool] = {}
         found: dict[tuple[int, int, int, str], Hit] = {}
         for pid, a, b in matches:
@@ -240,8 +243,12 @@ class Matcher:
                     continue
                 if not _shape_ok(t, norm, a, b):
                     continue
-                if t.word_boundary and crosses_token(self._bounds(norm, source, a, b), a, b):
-                    continue
+                if t.word_boundary:
+                    window = (0, len(text)) if source is None else clause_span(norm, source, a, b)
+                    if window not in segmented:
+                        segmented[window] = span_bounds(text, *window)
+                    if crosses_token(segmented[window], a, b):
+                        continue
                 if t.group not in blocked:
                     blocked[t.group] = any(w in text for w in self._must_not[t.group])
                 if blocked[t.group]:
@@ -253,14 +260,6 @@ class Matcher:
                 key = (start, end, t.group, t.word)
                 found.setdefault(key, Hit(t.word, start, end, group.name, group.severity))
         return tuple(found[k] for k in sorted(found))
-
-    @staticmethod
-    def _bounds(norm: Normalized, source: str | None, a: int, b: int) -> frozenset[int]:
-        # Token boundaries around the hit: its clause when the original is known, else the whole
-        # normalised text (jieba caches nothing, so this is the costly step of the exact path).
-        if source is None:
-            return token_bounds(norm.text)
-        return clause_bounds(norm, source, a, b)
 
     def match_reply(self, text: str) -> ReplyRule | None:
         """The first reply rule (highest priority, then file order) whose keywords match."""
