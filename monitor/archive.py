@@ -26,6 +26,7 @@ from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 
 from monitor.errors import StorageError
 from monitor.models import DEDUPE_KEY_MAX, ArchivedHit, HitRecord, InboundRecord, MessageRecord
+from monitor.queries import hits_query, message_query
 from monitor.writer import GroupCommitWriter
 
 __all__ = ["Archive", "StoreResult"]
@@ -119,22 +120,16 @@ class Archive:
         await self._writer.ping()
 
     def _get(self, dedupe_key: str) -> MessageRecord | None:
-        stmt = sqlmodel.select(MessageRecord).where(MessageRecord.dedupe_key == dedupe_key)
         try:
             with sqlmodel.Session(self._engine) as session:
-                return session.exec(stmt).one_or_none()
+                return session.exec(message_query(dedupe_key)).one_or_none()
         except SQLAlchemyError as exc:
             raise _read_error(exc) from exc
 
     def _hits_of(self, message_id: int) -> list[HitRecord]:
-        stmt = (
-            sqlmodel.select(HitRecord)
-            .where(HitRecord.message_id == message_id)
-            .order_by(HitRecord.span_start)  # type: ignore[arg-type]
-        )
         try:
             with sqlmodel.Session(self._engine) as session:
-                return list(session.exec(stmt).all())
+                return list(session.exec(hits_query(message_id)).all())
         except SQLAlchemyError as exc:
             raise _read_error(exc) from exc
 

@@ -9,11 +9,18 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from monitor.db import make_engine, normalize_url
 from monitor.models import HitRecord, MessageRecord
 
-__all__ = ["ArchivedMessageHits", "archived_texts", "hits_of_message"]
+__all__ = [
+    "ArchivedMessageHits",
+    "archived_texts",
+    "hits_of_message",
+    "hits_query",
+    "message_query",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +30,20 @@ class ArchivedMessageHits:
     content: str | None
     rules_version: str | None
     hits: tuple[HitRecord, ...]
+
+
+def message_query(dedupe_key: str) -> SelectOfScalar[MessageRecord]:
+    """The archived message with this dedupe key."""
+    return select(MessageRecord).where(MessageRecord.dedupe_key == dedupe_key)
+
+
+def hits_query(message_id: int) -> SelectOfScalar[HitRecord]:
+    """An archived message's hits, in span order."""
+    return (
+        select(HitRecord)
+        .where(HitRecord.message_id == message_id)
+        .order_by(col(HitRecord.span_start))
+    )
 
 
 def hits_of_message(database_url: str, dedupe_key: str) -> ArchivedMessageHits | None:
@@ -36,16 +57,10 @@ def hits_of_message(database_url: str, dedupe_key: str) -> ArchivedMessageHits |
     engine = make_engine(database_url)
     try:
         with Session(engine) as session:
-            message = session.exec(
-                select(MessageRecord).where(MessageRecord.dedupe_key == dedupe_key)
-            ).one_or_none()
-            if message is None:
+            message = session.exec(message_query(dedupe_key)).one_or_none()
+            if message is None or message.id is None:
                 return None
-            hits = session.exec(
-                select(HitRecord)
-                .where(HitRecord.message_id == message.id)
-                .order_by(col(HitRecord.span_start))
-            ).all()
+            hits = session.exec(hits_query(message.id)).all()
             return ArchivedMessageHits(message.content, message.rules_version, tuple(hits))
     finally:
         engine.dispose()
