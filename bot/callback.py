@@ -139,7 +139,15 @@ async def _post(request: web.Request) -> web.Response:
     except _Rejected as rejected:
         return _reject(request, "POST", rejected.status, rejected.reason)
 
-    ctx = Context(config=app[CONFIG], log=pipeline_log, channel="app", raw=raw)
+    # App callbacks come from members writing to the app: one conversation per member.
+    ctx = Context(
+        config=app[CONFIG],
+        log=pipeline_log,
+        channel="app",
+        raw=raw,
+        conversation_id=f"app:{msg.from_user}",
+        customer_id=msg.from_user,
+    )
     try:
         result = await app[PIPELINE](msg, ctx)
     except StorageError as exc:

@@ -187,6 +187,30 @@ class AlertsConfig:
     aggregate_window_s: int = 600
     escalate_after_s: int = 1800
     escalate_to: tuple[str, ...] = ()
+    #: Per-recipient budget, well under WeCom's silent-drop limits (30/min, 1000/h per member).
+    max_per_minute: int = 20
+    max_per_hour: int = 600
+
+    def __post_init__(self) -> None:
+        _check(self.aggregate_window_s >= 0, "[alerts].aggregate_window_s", "must be >= 0")
+        _check(self.escalate_after_s >= 0, "[alerts].escalate_after_s", "must be >= 0")
+        _check(
+            1 <= self.max_per_minute <= 30,
+            "[alerts].max_per_minute",
+            "must be 1..30 (WeCom silently drops more than 30 a minute per member)",
+        )
+        _check(
+            1 <= self.max_per_hour <= 1000,
+            "[alerts].max_per_hour",
+            "must be 1..1000 (WeCom silently drops more than 1000 an hour per member)",
+        )
+        _check(
+            not self.robot_webhook
+            or self.robot_webhook.startswith("https://")
+            or self.robot_webhook.startswith("http://"),
+            "[alerts].robot_webhook",
+            "must be the robot's webhook URL (https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...)",
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,9 +218,17 @@ class ReviewConfig:
     """``[review]``: the compliance review web."""
 
     path: str = "/review"
+    #: Address managers' phones open from an alert card, e.g. "https://sentinel.example.com";
+    #: empty = this server's own host and port (fine on a laptop, not reachable from WeCom).
+    public_url: str = ""
 
     def __post_init__(self) -> None:
         _check(self.path.startswith("/"), "[review].path", "must start with '/'")
+        _check(
+            not self.public_url or self.public_url.startswith(("https://", "http://")),
+            "[review].public_url",
+            "must start with https:// (or http://)",
+        )
 
 
 @dataclass(frozen=True, slots=True)

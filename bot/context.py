@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.config import Config
-from rules.models import Hit, Inspection
+from monitor.models import StoreEffect
+from rules.models import Audience, Hit, Inspection
 from wecom_sdk.replies import TextReply
 
 __all__ = ["Context"]
@@ -31,6 +33,22 @@ class Context:
     data: dict[str, Any] = field(default_factory=dict)
     #: What the rules found in the message's text (set by the inspect stage; None for non-text).
     inspection: Inspection | None = None
+    #: Who wrote it, for the rules' audiences: app members are ``ANY`` (every group applies);
+    #: chat channels set ``CUSTOMER`` or ``STAFF``.
+    author: Audience = Audience.ANY
+    #: Archive direction: ``member`` (app), ``customer``, ``staff``, ``system`` or ``bot``.
+    direction: str = "member"
+    #: The chat it belongs to (``app:<userid>``, ``kf:<open_kfid>:<external_userid>``).
+    conversation_id: str = ""
+    #: The customer of the conversation (external_userid; the member's userid on the app channel).
+    customer_id: str = ""
+    customer_name: str = ""
+    #: The staff member of the conversation (kf servicer), when known.
+    staff_userid: str = ""
+    #: Writes that commit with the message (alert intake, card clicks); set by the alert stage.
+    effects: tuple[StoreEffect, ...] = ()
+    #: Called once the message is newly stored (e.g. wake the outbox worker).
+    after_store: list[Callable[[], None]] = field(default_factory=list)
 
     @property
     def hits(self) -> tuple[Hit, ...]:

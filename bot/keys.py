@@ -9,25 +9,35 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from bot.alerting import AlertStage
 from bot.config import Config
 from bot.dedupe import DedupeStore
 from bot.metrics import BotMetrics
 from bot.pipeline import Pipeline
 from bot.router import Router
 from monitor.archive import Archive
+from monitor.outbox import OutboxWorker
+from monitor.sandbox_log import SandboxLog
+from monitor.writer import GroupCommitWriter
 from rules.engine import RuleEngine
+from wecom_sdk.client import WeComClient
 from wecom_sdk.crypto import MsgCrypto
 
 __all__ = [
+    "ALERT_STAGE",
     "ARCHIVE",
     "CONFIG",
     "CRYPTO",
     "DEDUPE",
     "METRICS",
+    "OUTBOX",
     "PIPELINE",
     "REGISTRY",
     "ROUTER",
     "RULES",
+    "SANDBOX",
+    "WECOM",
+    "WRITER",
 ]
 
 CONFIG = web.AppKey("config", Config)
@@ -39,3 +49,9 @@ REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", BotMetrics)
 RULES = web.AppKey("rules", RuleEngine)
 ROUTER = web.AppKey("router", Router)
+WRITER = web.AppKey("writer", GroupCommitWriter)
+WECOM = web.AppKey("wecom", WeComClient)
+OUTBOX = web.AppKey("outbox", OutboxWorker)
+ALERT_STAGE = web.AppKey("alert_stage", AlertStage)
+#: Set only when no ``[wecom].secret`` is configured: outbound calls are recorded, not sent.
+SANDBOX = web.AppKey("sandbox", SandboxLog)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["BotMetrics"]
 
@@ -20,6 +20,11 @@ class BotMetrics:
     dedupe_hits: Counter
     commit_latency: Histogram
     commit_batch: Histogram
+    alerts_created: Counter
+    alerts_sent: Counter
+    alerts_failed: Counter
+    alerts_pending: Gauge
+    alert_delivery_latency: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BotMetrics:
@@ -53,9 +58,50 @@ class BotMetrics:
                 buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
                 registry=registry,
             ),
+            alerts_created=Counter(
+                "sentinel_alerts_created",
+                "Alert decisions by action (new, join, renotify)",
+                ["action"],
+                registry=registry,
+            ),
+            alerts_sent=Counter(
+                "sentinel_alerts_sent",
+                "Outbox rows delivered to WeCom, by kind (card, escalation, digest, robot, ...)",
+                ["kind"],
+                registry=registry,
+            ),
+            alerts_failed=Counter(
+                "sentinel_alerts_failed",
+                "Outbox rows given up on, by kind",
+                ["kind"],
+                registry=registry,
+            ),
+            alerts_pending=Gauge(
+                "sentinel_alerts_pending", "Outbox rows waiting to be sent", registry=registry
+            ),
+            alert_delivery_latency=Histogram(
+                "sentinel_alert_delivery_seconds",
+                "Time from queueing an outbox row (with its message) to WeCom accepting it",
+                ["kind"],
+                buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
+                registry=registry,
+            ),
         )
 
     def observe_commit(self, batch_size: int, seconds: float) -> None:
         """Hook for the group-commit writer's ``on_commit``."""
         self.commit_batch.observe(batch_size)
         self.commit_latency.observe(seconds)
+
+    def outbox_sent(self, kind: str, latency_s: float) -> None:
+        """Hook for the outbox worker: one row delivered."""
+        self.alerts_sent.labels(kind).inc()
+        self.alert_delivery_latency.labels(kind).observe(latency_s)
+
+    def outbox_failed(self, kind: str) -> None:
+        """Hook for the outbox worker: one row given up on."""
+        self.alerts_failed.labels(kind).inc()
+
+    def outbox_pending(self, count: int) -> None:
+        """Hook for the outbox worker: rows waiting after a pass."""
+        self.alerts_pending.set(count)

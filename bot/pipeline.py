@@ -3,7 +3,10 @@
 Every stage has one signature, ``async def __call__(self, handler, msg, ctx)``, and calls ``handler``
 to continue (aiogram's onion). The order is written once, in ``build_pipeline``:
 
-    dedupe -> inspect (rules) -> archive (awaited group commit, hits included) -> router
+    dedupe -> inspect (rules) -> alerts -> archive (awaited group commit) -> router
+
+The alert stage only attaches store effects (alert intake, card clicks) that the archive commits
+in the message's own transaction, so an acknowledged message always has its alert persisted.
 
 so a handler only ever runs for a message that is durably stored with its hits (the design's
 no-data-loss rule), and a WeCom retry of a stored message is dropped before it is inspected again.
@@ -23,7 +26,6 @@ from bot.metrics import BotMetrics
 from bot.router import UNHANDLED, HandlerResult, Router
 from monitor import Archive, ArchivedHit, InboundRecord
 from rules.engine import RuleEngine
-from rules.models import Audience
 from wecom_sdk.messages import Event, Message
 
 __all__ = [
@@ -61,6 +63,9 @@ def record_from_message(msg: Message, ctx: Context) -> InboundRecord:
         content=msg.text,
         raw=ctx.raw,
         rules_version=ctx.inspection.rules_version if ctx.inspection is not None else None,
+        conversation_id=ctx.conversation_id or None,
+        direction=ctx.direction,
+        effects=ctx.effects,
         hits=tuple(
             ArchivedHit(
                 word=h.word, group=h.group, severity=int(h.severity), start=h.start, end=h.end
@@ -98,8 +103,8 @@ class DedupeStage:
 class InspectStage:
     """Run the rules over the message's text: hits (stored with it) and the reply decision.
 
-    App messages come from members writing to the app, so every group applies (``Audience.ANY``);
-    the kf channel will pass the real author (customer or servicer).
+    The audience is ``ctx.author``: app messages come from members writing to the app, so every
+    group applies (``Audience.ANY``); chat channels pass the real author (customer or servicer).
     """
 
     def __init__(self, rules: RuleEngine) -> None:
@@ -111,7 +116,9 @@ class InspectStage:
             try:
                 # The engine reads its current rule version once, so one message's hits never
                 # mix two versions even while a reload swaps them.
-                ctx.inspection = self.rules.inspect(text, Audience.ANY, customer_id=msg.from_user)
+                ctx.inspection = self.rules.inspect(
+                    text, ctx.author, customer_id=ctx.customer_id or msg.from_user
+                )
             except Exception:
                 # A rules bug must not lose the message: store it uninspected (rules_version
                 # stays empty, so a backtest can find it) rather than fail every WeCom retry.
@@ -139,6 +146,8 @@ class ArchiveStage:
             # Stored by an earlier delivery whose answer WeCom did not get: do not handle it twice.
             self.metrics.dedupe_hits.inc()
             return None
+        for callback in ctx.after_store:
+            callback()
         return await handler(msg, ctx)
 
 
@@ -181,13 +190,11 @@ def build_pipeline(
     rules: RuleEngine,
     router: Router,
     metrics: BotMetrics,
+    alerts: Middleware | None = None,
 ) -> Pipeline:
     """The stage order, written once."""
-    return Pipeline(
-        [
-            DedupeStage(dedupe, metrics),
-            InspectStage(rules),
-            ArchiveStage(archive, dedupe, metrics),
-        ],
-        router,
-    )
+    stages: list[Middleware] = [DedupeStage(dedupe, metrics), InspectStage(rules)]
+    if alerts is not None:
+        stages.append(alerts)
+    stages.append(ArchiveStage(archive, dedupe, metrics))
+    return Pipeline(stages, router)

@@ -1,6 +1,7 @@
 """The app's resources, each created and closed in one ``cleanup_ctx`` generator, in order:
-storage (engine + group-commit writer + archive), dedupe (Redis or in-process), rules (engine,
-file watcher, SIGHUP reload), then the pipeline that uses them all.
+storage (engine + group-commit writer + archive), shared state (Redis or in-process: dedupe),
+rules (engine, file watcher, SIGHUP reload), alerts (WeCom client or sandbox, outbox worker),
+then the pipeline that uses them all.
 """
 
 from __future__ import annotations
@@ -13,12 +14,32 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bot.alerting import AlertPolicies, AlertStage, card_style
+from bot.config import Config
 from bot.dedupe import DedupeStore, MemoryDedupe, RedisDedupe
-from bot.keys import ARCHIVE, CONFIG, DEDUPE, METRICS, PIPELINE, ROUTER, RULES
+from bot.keys import (
+    ALERT_STAGE,
+    ARCHIVE,
+    CONFIG,
+    DEDUPE,
+    METRICS,
+    OUTBOX,
+    PIPELINE,
+    ROUTER,
+    RULES,
+    SANDBOX,
+    WECOM,
+    WRITER,
+)
 from bot.log import server_log
 from bot.pipeline import build_pipeline
+from bot.sandbox import SandboxTransport
 from monitor import Archive, GroupCommitWriter, create_schema, make_engine
+from monitor.alerts import RateLimit
+from monitor.outbox import OutboxSettings, OutboxWorker
+from monitor.sandbox_log import SandboxLog
 from rules.engine import RuleEngine
+from wecom_sdk.client import RedisTokenCache, WeComClient
 
 __all__ = ["RESOURCES"]
 
@@ -34,6 +55,7 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         create_schema(engine)
         await writer.start()
+        app[WRITER] = writer
         app[ARCHIVE] = Archive(writer)
         yield
     finally:
@@ -96,6 +118,65 @@ async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
             await watcher
 
 
+def _wecom_client(
+    config: Config, writer: GroupCommitWriter, redis: aioredis.Redis | None
+) -> tuple[WeComClient, SandboxLog | None]:
+    """The real API client when a secret is configured, else one that talks to the sandbox."""
+    wc = config.wecom
+    agent_id = int(wc.agent_id) if wc.agent_id else None
+    if wc.secret:
+        cache = (
+            RedisTokenCache(redis, prefix=f"{config.storage.redis_prefix}wecom:")
+            if redis is not None
+            else None
+        )
+        client = WeComClient(
+            wc.corp_id, wc.secret, api_base=wc.api_base, agent_id=agent_id, token_cache=cache
+        )
+        return client, None
+    log = SandboxLog(writer)
+    transport = SandboxTransport(log, wc.corp_id, agent_id)
+    client = WeComClient(
+        wc.corp_id, "sandbox", api_base=wc.api_base, agent_id=agent_id, transport=transport
+    )
+    return client, log
+
+
+async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Manager alerts: the WeCom client (or the sandbox), the outbox worker and the alert stage."""
+    config = app[CONFIG]
+    redis = aioredis.Redis.from_url(config.storage.redis_url) if config.storage.redis_url else None
+    client, sandbox = _wecom_client(config, app[WRITER], redis)
+    app[WECOM] = client
+    if sandbox is not None:
+        app[SANDBOX] = sandbox
+        server_log.info("no [wecom].secret: outbound WeCom calls go to the sandbox (/sandbox/)")
+    policies = AlertPolicies(config, app[RULES])
+    style = card_style(config)
+    alerts = config.alerts
+    worker = OutboxWorker(
+        app[WRITER],
+        client,
+        policies.current,
+        style,
+        settings=OutboxSettings(robot_webhook=alerts.robot_webhook),
+        rate=RateLimit(per_minute=alerts.max_per_minute, per_hour=alerts.max_per_hour),
+        metrics=app[METRICS],
+    )
+    app[OUTBOX] = worker
+    app[ALERT_STAGE] = AlertStage(policies, style, app[METRICS], worker.wake)
+    task = asyncio.create_task(worker.run(), name="sentinel-outbox")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.close()
+        if redis is not None:
+            await redis.aclose()
+
+
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """The inbound pipeline over the resources above."""
     app[PIPELINE] = build_pipeline(
@@ -104,8 +185,9 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         rules=app[RULES],
         router=app[ROUTER],
         metrics=app[METRICS],
+        alerts=app[ALERT_STAGE],
     )
     yield
 
 
-RESOURCES = (storage_ctx, dedupe_ctx, rules_ctx, pipeline_ctx)
+RESOURCES = (storage_ctx, dedupe_ctx, rules_ctx, alerts_ctx, pipeline_ctx)

@@ -11,11 +11,12 @@ from prometheus_client import CollectorRegistry
 from bot.callback import handle_callback_get, handle_callback_post
 from bot.config import Config
 from bot.handlers import build_root_router
-from bot.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER
+from bot.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER, SANDBOX
 from bot.metrics import BotMetrics
 from bot.ops import handle_healthz, handle_metrics
 from bot.resources import RESOURCES
 from bot.router import Router
+from bot.sandbox_web import add_sandbox_routes
 from wecom_sdk.crypto import MsgCrypto
 
 __all__ = ["create_app"]
@@ -54,4 +55,7 @@ def create_app(
     app.router.add_post(path, handle_callback_post)
     app.router.add_get("/healthz", handle_healthz)
     app.router.add_get("/metrics", handle_metrics)
+    if not config.wecom.secret:
+        # No secret: outbound calls are recorded by the sandbox instead of sent; show them.
+        add_sandbox_routes(app, SANDBOX)
     return app

@@ -10,6 +10,7 @@ from monitor.db import create_schema, make_engine, normalize_url
 from monitor.errors import MonitorError, SchemaMismatch, StorageError, WriterClosed
 from monitor.models import ArchivedHit, HitRecord, InboundRecord, MessageRecord
 from monitor.queries import ArchivedMessageHits, archived_texts, hits_of_message
+from monitor.sandbox_log import SandboxCall, SandboxLog
 from monitor.writer import BulkOp, GroupCommitWriter
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "InboundRecord",
     "MessageRecord",
     "MonitorError",
+    "SandboxCall",
+    "SandboxLog",
     "SchemaMismatch",
     "StorageError",
     "StoreResult",

@@ -25,7 +25,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 
 from monitor.errors import StorageError
-from monitor.models import DEDUPE_KEY_MAX, ArchivedHit, HitRecord, InboundRecord, MessageRecord
+from monitor.models import (
+    DEDUPE_KEY_MAX,
+    ArchivedHit,
+    HitRecord,
+    InboundRecord,
+    MessageRecord,
+    StoreEffect,
+)
 from monitor.queries import hits_query, message_query
 from monitor.writer import GroupCommitWriter
 
@@ -46,14 +53,17 @@ _COLUMNS = (
     "raw",
     "received_at",
     "rules_version",
+    "conversation_id",
+    "direction",
 )
 """The columns a store writes (all but the generated ``id``), in :func:`_row` order."""
 
 _Row = tuple[Any, ...]
 """One message's values for :data:`_COLUMNS`, before bind processing."""
-_Item = tuple[_Row, tuple[ArchivedHit, ...]]
-"""What one store queues: the message row and its hits."""
+_Item = tuple[_Row, tuple[ArchivedHit, ...], tuple[StoreEffect, ...]]
+"""What one store queues: the message row, its hits and its in-transaction effects."""
 _VERSION_INDEX = _COLUMNS.index("rules_version")
+_RECEIVED_INDEX = _COLUMNS.index("received_at")
 _HIT_TABLE: Table = HitRecord.__table__  # type: ignore[attr-defined]
 
 _PAGE_ROWS = 1000
@@ -100,7 +110,7 @@ class Archive:
         key = record.dedupe_key
         if not key or len(key) > DEDUPE_KEY_MAX:
             raise ValueError(f"dedupe_key must be 1..{DEDUPE_KEY_MAX} characters, got {len(key)}")
-        item = (_row(record, self._clock()), record.hits)
+        item = (_row(record, self._clock()), record.hits, record.effects)
         return await self._writer.run_bulk(self._store, item)
 
     async def get(self, dedupe_key: str) -> MessageRecord | None:
@@ -161,6 +171,8 @@ def _row(record: InboundRecord, received_at: datetime) -> _Row:
         record.raw,
         received_at,
         record.rules_version,
+        record.conversation_id,
+        record.direction,
     )
 
 
@@ -188,7 +200,7 @@ class _StoreInbound:
         # on how the database treats a key repeated within one INSERT.
         first: dict[str, int] = {}  # dedupe key -> index of its first item
         rows: list[_Row] = []
-        for index, (row, _hits) in enumerate(items):
+        for index, (row, _hits, _effects) in enumerate(items):
             key = row[0]  # every row starts with its dedupe key
             if key not in first:
                 first[key] = index
@@ -207,8 +219,9 @@ class _StoreInbound:
             found = conn.execute(self._lookup, {"keys": missing})
             stored = {**inserted, **{key: message_id for key, message_id in found}}
         self._insert_hits(conn, items, first, inserted)
+        _apply_effects(conn, items, first, inserted)
         results: list[StoreResult] = []
-        for index, (row, _hits) in enumerate(items):
+        for index, (row, _hits, _effects) in enumerate(items):
             key = row[0]
             message_id = stored.get(key)
             if message_id is None:
@@ -241,11 +254,28 @@ class _StoreInbound:
             }
             for key, index in first.items()
             if key in inserted
-            for row, hits in (items[index],)
+            for row, hits, _effects in (items[index],)
             for hit in hits
         ]
         if hit_rows:
             conn.execute(self._insert_hit, hit_rows)
+
+
+def _apply_effects(
+    conn: Connection, items: Sequence[_Item], first: dict[str, int], inserted: dict[str, int]
+) -> None:
+    # Only for messages this batch inserted: a WeCom retry must not raise a second alert. Sorted
+    # by order_key so two workers' batches take per-conversation locks in the same order.
+    # ``now`` is the message's own received_at, so effects see the archive's (injectable) clock.
+    pending = [
+        (effect, inserted[key], items[index][0][_RECEIVED_INDEX])
+        for key, index in first.items()
+        if key in inserted
+        for effect in items[index][2]
+    ]
+    pending.sort(key=lambda entry: entry[0].order_key)
+    for effect, message_id, received_at in pending:
+        effect.apply(conn, message_id, received_at)
 
 
 def _insert_rows(dialect: Dialect) -> Callable[[Connection, Sequence[_Row]], _Inserted]:

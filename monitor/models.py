@@ -1,14 +1,15 @@
 """Archive tables (SQLModel) and the plain record the bot hands to the archive.
 
-Kept minimal on purpose: hits, alerts and the hash chain are added by later issues.
+Alert tables live in ``monitor.alert_models``; the hash chain is added by a later issue.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
-from sqlalchemy import DateTime, Dialect, Text
+from sqlalchemy import Connection, DateTime, Dialect, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -18,6 +19,7 @@ __all__ = [
     "HitRecord",
     "InboundRecord",
     "MessageRecord",
+    "StoreEffect",
     "UTCDateTime",
 ]
 
@@ -80,6 +82,10 @@ class MessageRecord(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
     rules_version: str | None = None
     """Version of the rule set that inspected it (None: not inspected, e.g. an event)."""
+    conversation_id: str | None = Field(default=None, index=True)
+    """The chat it belongs to: ``app:<userid>``, ``kf:<open_kfid>:<external_userid>``, ..."""
+    direction: str | None = None
+    """Who wrote it: ``customer``, ``staff``, ``member`` (app), ``system`` or ``bot``."""
 
 
 class HitRecord(SQLModel, table=True):
@@ -98,6 +104,17 @@ class HitRecord(SQLModel, table=True):
     span_end: int
     """``content[span_start:span_end]`` is the matched text (Python str indices)."""
     rules_version: str
+
+
+class StoreEffect(Protocol):
+    """Extra writes that must commit atomically with a newly archived message."""
+
+    @property
+    def order_key(self) -> str:
+        """Effects of one batch run sorted by this, so concurrent batches lock in one order."""
+
+    def apply(self, conn: Connection, message_id: int, now: datetime) -> None:
+        """Write, on the message's transaction; raising fails (and retries) the store."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,4 +143,9 @@ class InboundRecord:
     agent_id: str | None = None
     content: str | None = None
     rules_version: str | None = None
+    conversation_id: str | None = None
+    direction: str | None = None
     hits: tuple[ArchivedHit, ...] = ()
+    #: Work done in the message's own transaction, only when this store inserted it (not for a
+    #: WeCom retry of a stored message): alert intake, card clicks.
+    effects: tuple[StoreEffect, ...] = ()

@@ -193,6 +193,8 @@ def test_row_covers_every_column() -> None:
         "raw": "r",
         "received_at": FIXED_NOW,
         "rules_version": None,
+        "conversation_id": None,
+        "direction": None,
     }
 
 

@@ -261,8 +261,8 @@ async def test_storage_failure_is_503_and_retry_then_succeeds(
     engine = make_engine(app_config.storage.database_url)
     try:
         with engine.begin() as conn:
-            conn.execute(text("DROP TABLE hit"))
-            conn.execute(text("DROP TABLE message"))
+            for table in ("alert_message", "hit", "message"):  # dependants first
+                conn.execute(text(f"DROP TABLE {table}"))
         inner = text_xml("我要维权", 7100)
         status, _ = await post(client, *sealed_post(crypto(), inner))
         assert status == 503

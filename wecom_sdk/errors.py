@@ -13,6 +13,8 @@ Every error is a :class:`WeComError`; the tree::
     │                                       -40008 for a bad buffer (padding, length field)
     ├── XmlError                    -40002  malformed XML, DTD/entities, wrong root, missing fields
     │                                       (-40011 when *rendering* XML fails)
+    ├── KfItemError                 a kf/sync_msg msg_list item is not an object or has a field
+    │                               of the wrong JSON type (no WeCom code)
     ├── ApiError(errcode, errmsg, path)     a WeCom API call answered errcode != 0
     │   ├── TokenInvalid            40014, 42001: refresh the access_token and retry once
     │   ├── RateLimited             45009, 45033
@@ -35,6 +37,7 @@ __all__ = [
     "DecryptError",
     "EncryptError",
     "InvalidAESKeyError",
+    "KfItemError",
     "PermissionDenied",
     "RateLimited",
     "ReceiveIdError",
@@ -120,6 +123,23 @@ class XmlError(WeComError):
     """XML is malformed, refused (DTD/entities), has the wrong root or lacks required fields."""
 
     errcode = -40002
+
+
+class KfItemError(WeComError):
+    """A ``kf/sync_msg`` ``msg_list`` item cannot be modelled.
+
+    Raised when the item is not a JSON object, lacks its ``msgid`` or holds a field of the
+    wrong JSON type (e.g. ``send_time`` not an integer, ``text.content`` not a string). The
+    message names the field, never its value: values may be customer text.
+
+    Attributes:
+        field: Dotted path of the offending field (``"text.content"``), "" for the whole item.
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(message)
+        # Pickling replays __init__ with (message,) and restores ``field`` from __dict__.
+        self.field = field
 
 
 class ApiError(WeComError):

@@ -12,9 +12,11 @@ from .message import MessageApi
 from .models import SendResult, ServiceState, SyncResult
 from .robot import RobotApi
 from .token import MemoryTokenCache, RedisTokenCache, TokenCache, TokenManager, token_key
+from .transport import AiohttpTransport, Transport
 
 __all__ = [
     "DEFAULT_API_BASE",
+    "AiohttpTransport",
     "KfApi",
     "MemoryTokenCache",
     "MessageApi",
@@ -26,6 +28,7 @@ __all__ = [
     "SyncResult",
     "TokenCache",
     "TokenManager",
+    "Transport",
     "WeComClient",
     "check_response",
     "redact",

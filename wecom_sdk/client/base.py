@@ -1,4 +1,4 @@
-"""The WeCom API client: one aiohttp session, errcode mapping, bounded retries, token refresh.
+"""The WeCom API client: one transport, errcode mapping, bounded retries, token refresh.
 
 API groups (``client.message``, ``client.kf``, ``client.robot``) are thin classes over
 :meth:`WeComClient.call`. Errcodes: https://developer.work.weixin.qq.com/document/path/90313.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -24,17 +23,12 @@ from .message import MessageApi
 from .models import log
 from .robot import RobotApi
 from .token import MemoryTokenCache, TokenCache, TokenManager, token_key
+from .transport import AiohttpTransport, Transport, redact
 
 __all__ = ["DEFAULT_API_BASE", "RetryPolicy", "WeComClient", "check_response", "redact"]
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
-_SECRET_QUERY = re.compile(r"((?:access_token|corpsecret|key)=)[^&\s'\"]*")
 _RETRY_ERRCODES = frozenset({-1, 45009, 45033})
-
-
-def redact(text: str) -> str:
-    """Blank out access_token, corpsecret and robot key values in a URL or message."""
-    return _SECRET_QUERY.sub(r"\1***", text)
 
 
 def check_response(data: object, path: str) -> dict[str, Any]:
@@ -79,8 +73,10 @@ class RetryPolicy:
 class WeComClient:
     """Async client of the WeCom server API for one app (corp_id + secret + agent_id).
 
-    Use ``async with WeComClient(...) as client`` or call :meth:`close`. A session passed in is
-    not closed by the client. Tokens: https://developer.work.weixin.qq.com/document/path/91039.
+    Use ``async with WeComClient(...) as client`` or call :meth:`close`. Calls go through
+    ``transport`` (default: an :class:`AiohttpTransport` over ``session`` with ``timeout_s``); a
+    session or transport passed in is not closed by the client.
+    Tokens: https://developer.work.weixin.qq.com/document/path/91039.
     """
 
     def __init__(
@@ -97,14 +93,18 @@ class WeComClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rand: Callable[[], float] = random.random,
+        transport: Transport | None = None,
     ) -> None:
+        if transport is not None and session is not None:
+            raise ValueError("give a session or a transport, not both")
         self.corp_id = corp_id
         self.agent_id = agent_id
         self.api_base = URL(api_base if api_base.endswith("/") else api_base + "/")
         self._secret = secret
-        self._session = session
-        self._owns_session = session is None
-        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._owned: AiohttpTransport | None = None
+        if transport is None:
+            transport = self._owned = AiohttpTransport(session, timeout_s=timeout_s)
+        self.transport: Transport = transport
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._rand = rand
@@ -126,10 +126,9 @@ class WeComClient:
         await self.close()
 
     async def close(self) -> None:
-        """Close the session if the client created it."""
-        if self._owns_session and self._session is not None:
-            await self._session.close()
-        self._session = None
+        """Close the default transport's session if it created one (idempotent)."""
+        if self._owned is not None:
+            await self._owned.close()
 
     def url(self, path: str) -> URL:
         """Absolute URL of an API path relative to ``api_base`` (e.g. ``"message/send"``)."""
@@ -178,26 +177,7 @@ class WeComClient:
         await self._sleep(delay)
 
     async def _send(self, url: URL, body: Mapping[str, Any] | None) -> object:
-        """One HTTP exchange; errors never show the query string (it holds token/secret/key)."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession()
-            self._owns_session = True
-        path = url.path
-        method = "GET" if body is None else "POST"
-        try:
-            async with self._session.request(method, url, json=body, timeout=self._timeout) as resp:
-                if resp.status >= 500:
-                    raise ServiceUnavailable(f"{path}: HTTP {resp.status}", path=path)
-                if resp.status != 200:
-                    raise TransportError(f"{path}: HTTP {resp.status}", path=path)
-                try:
-                    return await resp.json(content_type=None)
-                except ValueError:
-                    raise TransportError(f"{path}: answer is not JSON", path=path) from None
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            # `from None`: the chained aiohttp error would carry the full URL with the token.
-            why = redact(str(exc)) or type(exc).__name__
-            raise ServiceUnavailable(f"{path}: {type(exc).__name__}: {why}", path=path) from None
+        return await self.transport.exchange("GET" if body is None else "POST", url, body)
 
     async def _fetch_token(self) -> tuple[str, int]:
         """``GET gettoken`` once, outside the retry path (a failure surfaces to the caller)."""
