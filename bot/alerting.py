@@ -8,19 +8,20 @@ message is stored.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from bot.config import Config
 from bot.context import Context
 from bot.metrics import BotMetrics
+from bot.pipeline import Inbound, NextHandler
 from bot.router import HandlerResult
 from monitor.alerts import AlertPolicy, AlertSubject
 from monitor.intake import AlertIntake, CardClick, CardStyle
 from monitor.models import StoreEffect
 from rules.engine import RuleEngine
-from wecom_sdk.messages import Message, TemplateCardEvent
+from wecom_sdk.messages import TemplateCardEvent
 
 __all__ = ["AlertPolicies", "AlertStage", "card_style", "review_base"]
 
@@ -70,8 +71,8 @@ class AlertStage:
 
     async def __call__(
         self,
-        handler: Callable[[Message, Context], Awaitable[HandlerResult]],
-        msg: Message,
+        handler: NextHandler,
+        msg: Inbound,
         ctx: Context,
     ) -> HandlerResult:
         effects: list[StoreEffect] = []
@@ -106,7 +107,7 @@ class AlertStage:
             self.wake()
 
 
-def _subject(msg: Message, ctx: Context) -> AlertSubject:
+def _subject(msg: Inbound, ctx: Context) -> AlertSubject:
     return AlertSubject(
         conversation_id=ctx.conversation_id or f"{ctx.channel}:{msg.from_user}",
         customer_id=ctx.customer_id or msg.from_user,

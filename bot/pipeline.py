@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Protocol
 
+from bot.chat_message import ChatMessage
 from bot.context import Context
 from bot.dedupe import DedupeStore
 from bot.log import pipeline_log
@@ -31,6 +32,7 @@ from wecom_sdk.messages import Event, Message
 __all__ = [
     "ArchiveStage",
     "DedupeStage",
+    "Inbound",
     "InspectStage",
     "Middleware",
     "NextHandler",
@@ -39,23 +41,26 @@ __all__ = [
     "record_from_message",
 ]
 
-NextHandler = Callable[[Message, Context], Awaitable[HandlerResult]]
+Inbound = Message | ChatMessage
+"""What the pipeline takes: a parsed app callback, or a message of a chat channel (kf, archive)."""
+
+NextHandler = Callable[[Inbound, Context], Awaitable[HandlerResult]]
 
 
 class Middleware(Protocol):
     """One pipeline stage."""
 
-    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
         """Do this stage's work and call ``handler`` to continue (or not)."""
 
 
-def record_from_message(msg: Message, ctx: Context) -> InboundRecord:
+def record_from_message(msg: Inbound, ctx: Context) -> InboundRecord:
     """The archive row for a parsed WeCom message and the raw text it was parsed from."""
     return InboundRecord(
         dedupe_key=msg.dedupe_key,
         channel=ctx.channel,
         msg_type=msg.msg_type,
-        event=msg.event if isinstance(msg, Event) else None,
+        event=msg.event if isinstance(msg, Event | ChatMessage) else None,
         from_user=msg.from_user,
         to_user=msg.to_user,
         agent_id=msg.agent_id,
@@ -87,7 +92,7 @@ class DedupeStage:
         self.store = store
         self.metrics = metrics
 
-    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
         try:
             seen = await self.store.seen(msg.dedupe_key)
         except Exception as exc:  # a shared-state outage must not block intake
@@ -110,7 +115,7 @@ class InspectStage:
     def __init__(self, rules: RuleEngine) -> None:
         self.rules = rules
 
-    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
         text = msg.text
         if text:
             try:
@@ -134,7 +139,7 @@ class ArchiveStage:
         self.dedupe = dedupe
         self.metrics = metrics
 
-    async def __call__(self, handler: NextHandler, msg: Message, ctx: Context) -> HandlerResult:
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
         # A StorageError propagates: the callback answers 5xx and WeCom retries.
         result = await self.archive.store_inbound(record_from_message(msg, ctx))
         ctx.message_id = result.message_id
@@ -165,8 +170,10 @@ class Pipeline:
             chain = partial(stage, chain)
         self._chain = chain
 
-    async def _route(self, msg: Message, ctx: Context) -> HandlerResult:
+    async def _route(self, msg: Inbound, ctx: Context) -> HandlerResult:
         # The message is already stored here: a slow or failing handler costs the reply, never data.
+        if isinstance(msg, ChatMessage):
+            return None  # chat channels answer through their own API, not a passive reply
         try:
             async with asyncio.timeout(self.handler_timeout_s):
                 result = await self.router.dispatch(msg, ctx)
@@ -178,7 +185,7 @@ class Pipeline:
             return None
         return None if result is UNHANDLED else result  # type: ignore[return-value]
 
-    async def __call__(self, msg: Message, ctx: Context) -> HandlerResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> HandlerResult:
         """Run ``msg`` through every stage and the router."""
         return await self._chain(msg, ctx)
 

@@ -6,15 +6,18 @@ to the callback, then verifies and decrypts the passive reply.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config
 from monitor import MonitorError, hits_of_message
+from monitor.queries import AlertDelivery, alert_deliveries
 from rules.models import Severity
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.messages import TextMessage, parse
@@ -24,6 +27,7 @@ __all__ = [
     "SimulationResult",
     "build_text_callback",
     "default_url",
+    "describe_alerts",
     "describe_hits",
     "simulate",
 ]
@@ -126,4 +130,64 @@ def describe_hits(config: Config, result: SimulationResult) -> list[str]:
         span = text[hit.span_start : hit.span_end]
         level = Severity(hit.severity).label
         lines.append(f"  命中「{hit.word}」 原文「{span}」 {hit.rule_group}（{level}）")
+    return lines
+
+
+_STATUS = {"pending": "待发送", "sent": "已发送", "failed": "发送失败", "skipped": "未发送"}
+_KIND = {"card": "卡片", "escalation": "升级卡片", "robot": "群机器人", "digest": "汇总"}
+
+
+def describe_alerts(config: Config, result: SimulationResult, *, wait_s: float = 3.0) -> list[str]:
+    """Lines showing the alerts the simulated message raised and the card a manager would get.
+
+    Waits up to ``wait_s`` for the outbox to deliver, so the lines say "sent" when it did. Empty
+    when the archive is not reachable from here or the message raised no alert.
+    """
+    key = f"msg:{result.msg_id}"
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            found = alert_deliveries(config.storage.database_url, key)
+        except (MonitorError, SQLAlchemyError, OSError, ValueError):
+            return []
+        waiting = any(row.status == "pending" for d in found for row in d.outbox)
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.1)
+    lines: list[str] = []
+    for delivery in found:
+        lines += _describe(delivery, config)
+    return lines
+
+
+def _describe(delivery: AlertDelivery, config: Config) -> list[str]:
+    alert = delivery.alert
+    level = Severity(alert.severity).label
+    lines = [f"alert {alert.alert_id}: {level}风险，第 {alert.count} 次命中，状态 {alert.status}"]
+    for row in delivery.outbox:
+        if row.kind not in _KIND:
+            continue
+        who = "、".join(json.loads(row.recipients)) or "团队群"
+        lines.append(f"  {_KIND[row.kind]} → {who}：{_STATUS.get(row.status, row.status)}")
+        if row.kind in ("card", "escalation"):
+            lines += ["    " + line for line in _card_lines(json.loads(row.payload))]
+    if not config.wecom.secret and any(row.kind in _KIND for row in delivery.outbox):
+        host = "127.0.0.1" if config.server.host in ("0.0.0.0", "::", "") else config.server.host
+        lines.append(
+            f"  (sandbox: no message left this machine; see http://{host}:{config.server.port}/sandbox/)"
+        )
+    return lines
+
+
+def _card_lines(card: dict[str, Any]) -> list[str]:
+    """A template card as a manager would read it, in plain text."""
+    title = card.get("main_title", {})
+    lines = [f"┌ {title.get('title', '')}", f"│ {title.get('desc', '')}"]
+    lines += [f"│ {line}" for line in str(card.get("sub_title_text", "")).splitlines()]
+    lines += [
+        f"│ {row.get('keyname', '')}：{row.get('value', '')}"
+        for row in card.get("horizontal_content_list", [])
+    ]
+    buttons = "  ".join(f"[{b.get('text', '')}]" for b in card.get("button_list", []))
+    lines.append(f"└ {buttons}")
     return lines

@@ -11,11 +11,14 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
+from monitor.alert_models import AlertMessageLink, AlertRecord, OutboxRecord
 from monitor.db import make_engine, normalize_url
 from monitor.models import HitRecord, MessageRecord
 
 __all__ = [
+    "AlertDelivery",
     "ArchivedMessageHits",
+    "alert_deliveries",
     "archived_texts",
     "hits_of_message",
     "hits_query",
@@ -62,6 +65,45 @@ def hits_of_message(database_url: str, dedupe_key: str) -> ArchivedMessageHits |
                 return None
             hits = session.exec(hits_query(message.id)).all()
             return ArchivedMessageHits(message.content, message.rules_version, tuple(hits))
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDelivery:
+    """An alert a message raised or joined, and the outbox rows queued for it so far."""
+
+    alert: AlertRecord
+    outbox: tuple[OutboxRecord, ...]
+
+
+def alert_deliveries(database_url: str, dedupe_key: str) -> list[AlertDelivery]:
+    """The alerts linked to the archived message ``dedupe_key`` with their outbox rows."""
+    url = make_url(normalize_url(database_url))
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
+        return []
+    engine = make_engine(database_url)
+    try:
+        with Session(engine) as session:
+            alerts = session.exec(
+                select(AlertRecord)
+                .join(AlertMessageLink, col(AlertMessageLink.alert_id) == col(AlertRecord.alert_id))
+                .join(MessageRecord, col(MessageRecord.id) == col(AlertMessageLink.message_id))
+                .where(MessageRecord.dedupe_key == dedupe_key)
+            ).all()
+            return [
+                AlertDelivery(
+                    alert,
+                    tuple(
+                        session.exec(
+                            select(OutboxRecord)
+                            .where(OutboxRecord.alert_id == alert.alert_id)
+                            .order_by(col(OutboxRecord.id))
+                        ).all()
+                    ),
+                )
+                for alert in alerts
+            ]
     finally:
         engine.dispose()
 

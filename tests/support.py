@@ -41,6 +41,8 @@ def write_config(
     port: int = 8080,
     workers: int = 1,
     extra: str = "",
+    secret: str = "",
+    api_base: str = "",
 ) -> Path:
     """A config file for the sample credentials on the given storage."""
     path = directory / "config.toml"
@@ -56,6 +58,8 @@ corp_id = "{CORP_ID}"
 token = "{TOKEN}"
 encoding_aes_key = "{AES_KEY}"
 agent_id = "{AGENT_ID}"
+secret = "{secret}"
+{f'api_base = "{api_base}"' if api_base else ""}
 [storage]
 database_url = "{database_url}"
 redis_url = "{redis_url}"
