@@ -8,6 +8,7 @@ on; links are kept only for http(s) URLs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -18,17 +19,26 @@ from aiohttp import web
 from yarl import URL
 
 from monitor import SandboxCall, SandboxLog
+from monitor.alert_models import AlertRecord
+from monitor.alerts import AlertKind
+from monitor.cards import AlertWording
+from monitor.queries import recent_alerts
+from rules.models import Severity
 
 __all__ = [
     "SANDBOX_TITLE",
+    "AlertView",
     "CallView",
     "CardView",
     "add_sandbox_routes",
+    "alert_view",
     "call_view",
 ]
 
 SANDBOX_TITLE = "发送沙箱（未配置 WeCom Secret，消息未真正发出）"
 _PAGE_CALLS = 50
+_PAGE_ALERTS = 20
+_STATES = {"open": "待处理", "claimed": "已认领", "resolved": "已处理", "false_positive": "误报"}
 _JSON_LIMIT_MAX = 500
 _CARD_TYPES = {
     "text_notice": "文本通知型",
@@ -106,9 +116,12 @@ def add_sandbox_routes(
         return log if isinstance(log, SandboxLog) else request.app[log]
 
     async def page(request: web.Request) -> web.Response:
-        calls = await resolve(request).recent(_PAGE_CALLS)
+        sandbox = resolve(request)
+        calls = await sandbox.recent(_PAGE_CALLS)
+        alerts = await asyncio.to_thread(recent_alerts, sandbox.engine, _PAGE_ALERTS)
         html = template.render(
             title=SANDBOX_TITLE,
+            alerts=[alert_view(a) for a in alerts],
             calls=[call_view(c) for c in calls],
             latest=calls[0].id if calls else 0,
             json_url=f"{prefix}/calls.json",
@@ -135,6 +148,38 @@ def add_sandbox_routes(
     app.router.add_get(f"{prefix}/calls.json", calls_json)
     if prefix:
         app.router.add_get(prefix, redirect)
+
+
+@dataclass(frozen=True, slots=True)
+class AlertView:
+    """One alert's line on the page: what it is and where it stands."""
+
+    title: str
+    conversation: str
+    level: str
+    count: int
+    state: str
+    who: str
+    last: str
+
+
+def alert_view(alert: AlertRecord) -> AlertView:
+    """An alert row as the page shows it (Chinese labels; escaping is the template's job)."""
+    kind, severity = AlertKind(alert.kind), Severity(alert.severity)
+    who = [f"{alert.claimed_by} 认领"] if alert.claimed_by else []
+    if alert.closed_by:
+        who.append(f"{alert.closed_by} {_STATES.get(alert.status, alert.status)}")
+    if alert.escalated:
+        who.append("已升级")
+    return AlertView(
+        title=AlertWording().title(kind, severity),
+        conversation=alert.conversation_id,
+        level=severity.label,
+        count=alert.count,
+        state=_STATES.get(alert.status, alert.status),
+        who="，".join(who) or "—",
+        last=f"{alert.last_at:%m-%d %H:%M:%S}",
+    )
 
 
 def _as_json(call: SandboxCall) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -23,6 +24,7 @@ __all__ = [
     "hits_of_message",
     "hits_query",
     "message_query",
+    "recent_alerts",
 ]
 
 
@@ -106,6 +108,16 @@ def alert_deliveries(database_url: str, dedupe_key: str) -> list[AlertDelivery]:
             ]
     finally:
         engine.dispose()
+
+
+def recent_alerts(engine: Engine, limit: int = 20) -> list[AlertRecord]:
+    """The most recently active alerts, newest first (their state: open, claimed, resolved...)."""
+    with Session(engine) as session:
+        return list(
+            session.exec(
+                select(AlertRecord).order_by(col(AlertRecord.last_at).desc()).limit(limit)
+            ).all()
+        )
 
 
 def archived_texts(database_url: str, since: date | None = None) -> Iterator[str]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, Text, insert
+from sqlalchemy import Connection, Engine, Table, Text, insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, SQLModel, col, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -63,6 +63,11 @@ class SandboxLog:
         self._writer = writer
         self._engine = writer.engine
         self._clock = clock
+
+    @property
+    def engine(self) -> Engine:
+        """The database the calls are recorded in (other read-only views use it too)."""
+        return self._engine
 
     async def record(
         self,

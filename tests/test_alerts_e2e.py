@@ -361,3 +361,48 @@ async def test_kill9_while_api_down_then_restart_delivers_the_pending_alert(
     finally:
         second.close()
         await runner.cleanup()
+
+
+async def test_card_masks_phone_and_id_numbers_and_metrics_count_the_alert(
+    env: tuple[TestClient[Any, Any], FakeWeCom],
+) -> None:
+    client, fake = env
+    text = "我要维权！电话13812345678，身份证110105199001011232"  # a valid check digit
+    assert await post_inner(client, text_xml(text, 9701)) == 200
+    (call,) = await wait_calls(fake, "message/send", 1)
+    sub = card_of(call)["sub_title_text"]
+    assert "13812345678" not in sub and "110105199001011232" not in sub
+    assert "138****5678" in sub and "110*************32" in sub
+    deadline = time.monotonic() + 5
+    while True:  # the worker reports after writing the outcome
+        metrics = await (await client.get("/metrics")).text()
+        done = 'sentinel_alerts_sent_total{kind="card"} 1.0' in metrics
+        if (done and "sentinel_alerts_pending 0.0" in metrics) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert 'sentinel_alerts_created_total{action="new"} 1.0' in metrics
+    assert 'sentinel_alerts_sent_total{kind="card"} 1.0' in metrics
+    assert "sentinel_alert_delivery_seconds_bucket" in metrics
+    assert "sentinel_alerts_pending 0.0" in metrics
+
+
+async def test_without_a_secret_the_card_and_its_state_show_on_the_sandbox_page(
+    tmp_path: Path, sqlite_url: str, aiohttp_client: ClientFactory
+) -> None:
+    client = await aiohttp_client(create_app(make_config(tmp_path, sqlite_url, extra=ALERTS)))
+    assert await post_inner(client, text_xml("我要维权<script>x</script>", 9801)) == 200
+    deadline = time.monotonic() + 5
+    while not (calls := await (await client.get("/sandbox/calls.json")).json()):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    page = await (await client.get("/sandbox/")).text()
+    assert "客户维权风险" in page and "待处理" in page and "app:zhangsan" in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    card = calls[0]["body"]["template_card"]
+    claim = next(b["key"] for b in card["button_list"] if b["text"] == "认领")
+    assert await post_inner(client, click_xml("mgr1", claim, card["task_id"], "rc-sb")) == 200
+    while len(await (await client.get("/sandbox/calls.json")).json()) < 2:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    page = await (await client.get("/sandbox/")).text()
+    assert "mgr1 认领" in page and "已认领" in page and "卡片按钮更新为：已由 mgr1 认领" in page
