@@ -7,6 +7,8 @@ python run_bot.py check [--config FILE]
 python run_bot.py rules scan (--rules PATH | --words FILE [--allow FILE])  < messages
 python run_bot.py rules check PATH [PATH ...]
 python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config FILE]
+python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
+                                 [--config FILE] OUT
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import Config, ConfigError, default_config_path, load_config
-from bot.preflight import check_services
+from bot.preflight import check_services, config_notes
 from bot.runner import serve
-from bot.simulate import default_url, describe_hits, simulate
+from bot.simulate import default_url, describe_alerts, describe_hits, simulate
 from monitor import archived_texts
+from monitor.export_cli import DEFAULT_TZ, export_command
 from rules.cli import backtest_command, check_command, scan_command
 from wecom_sdk.errors import WeComError
 
@@ -45,6 +48,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     config = _load(args)
     check_services(config)
+    for note in config_notes(config):
+        print(f"note: {note}")
     print(f"{config.source}: OK")
     return 0
 
@@ -74,7 +79,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     else:
         print(f"error body: {result.body}")
     if result.status == 200:
-        for line in describe_hits(config, result):
+        for line in (*describe_hits(config, result), *describe_alerts(config, result)):
             print(line)
     return 0 if 200 <= result.status < 300 else 1
 
@@ -132,6 +137,58 @@ def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     backtest_p.set_defaults(func=cmd_rules_backtest)
 
 
+def cmd_archive_export(args: argparse.Namespace) -> int:
+    config = _load(args)
+    return export_command(
+        database_url=config.storage.database_url,
+        fmt=args.format,
+        out=args.out,
+        since=args.since,
+        until=args.until,
+        tz=args.tz,
+        stdout=sys.stdout.buffer,
+        stderr=sys.stderr,
+    )
+
+
+def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    archive_p = sub.add_parser("archive", help="export the message archive")
+    archive_sub = archive_p.add_subparsers(dest="archive_command", required=True)
+
+    export_p = archive_sub.add_parser(
+        "export",
+        help="stream the archive to a CSV (Excel-ready) or JSON-lines file",
+        description=(
+            "Stream archived messages (one row each, with their hits) to OUT, oldest first. "
+            "OUT appears only once complete (written to a temporary file, then renamed). "
+            "CSV is UTF-8 with a BOM and CRLF line ends for Excel; a cell starting with "
+            "= + - @ gets a leading ' so it is never run as a formula."
+        ),
+    )
+    export_p.add_argument("--format", required=True, choices=("csv", "jsonl"))
+    export_p.add_argument(
+        "--since",
+        metavar="DATE",
+        help="from this date or ISO date-time, inclusive (YYYY-MM-DD = start of that day)",
+    )
+    export_p.add_argument(
+        "--until",
+        metavar="DATE",
+        help="up to this ISO date-time, exclusive; a plain YYYY-MM-DD includes all of that day",
+    )
+    export_p.add_argument(
+        "--tz",
+        default=DEFAULT_TZ,
+        metavar="ZONE",
+        help="time zone of dates without an offset, and of exported times (default: %(default)s)",
+    )
+    export_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    export_p.add_argument("out", metavar="OUT", help="output file, or - for stdout")
+    export_p.set_defaults(func=cmd_archive_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bot.py", description="wecom-sentinel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -160,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     add_rules_parser(sub)
+    add_archive_parser(sub)
     return parser
 
 

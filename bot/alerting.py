@@ -18,9 +18,11 @@ from bot.metrics import BotMetrics
 from bot.pipeline import Inbound, NextHandler
 from bot.router import HandlerResult
 from monitor.alerts import AlertPolicy, AlertSubject
+from monitor.cards import AlertWording
 from monitor.intake import AlertIntake, CardClick, CardStyle
 from monitor.models import StoreEffect
 from rules.engine import RuleEngine
+from rules.models import Severity
 from wecom_sdk.messages import TemplateCardEvent
 
 __all__ = ["AlertPolicies", "AlertStage", "card_style", "review_base"]
@@ -37,8 +39,21 @@ def review_base(config: Config) -> str:
 
 
 def card_style(config: Config) -> CardStyle:
-    """Card links and the team-room switch from ``[review]`` and ``[alerts]``."""
-    return CardStyle(review_base=review_base(config), robot=bool(config.alerts.robot_webhook))
+    """Card links, titles and the team-room switch from ``[review]`` and ``[alerts]``."""
+    alerts = config.alerts
+    default = AlertWording()
+    levels = (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL)
+    wording = AlertWording(
+        customer=dict(zip(levels, alerts.customer_titles, strict=True))
+        if alerts.customer_titles
+        else default.customer,
+        staff=dict(zip(levels, alerts.staff_titles, strict=True))
+        if alerts.staff_titles
+        else default.staff,
+    )
+    return CardStyle(
+        review_base=review_base(config), wording=wording, robot=bool(alerts.robot_webhook)
+    )
 
 
 class AlertPolicies:

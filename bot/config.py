@@ -19,6 +19,7 @@ __all__ = [
     "AlertsConfig",
     "Config",
     "ConfigError",
+    "KfConfig",
     "ReviewConfig",
     "RulesConfig",
     "ServerConfig",
@@ -190,8 +191,18 @@ class AlertsConfig:
     #: Per-recipient budget, well under WeCom's silent-drop limits (30/min, 1000/h per member).
     max_per_minute: int = 20
     max_per_hour: int = 600
+    #: Card titles by severity (low, medium, high, critical); empty = the built-in Chinese ones.
+    customer_titles: tuple[str, ...] = ()
+    staff_titles: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        for key in ("customer_titles", "staff_titles"):
+            titles = getattr(self, key)
+            _check(
+                not titles or (len(titles) == 4 and all(t.strip() for t in titles)),
+                f"[alerts].{key}",
+                "must list 4 non-empty titles: low, medium, high, critical",
+            )
         _check(self.aggregate_window_s >= 0, "[alerts].aggregate_window_s", "must be >= 0")
         _check(self.escalate_after_s >= 0, "[alerts].escalate_after_s", "must be >= 0")
         _check(
@@ -231,6 +242,69 @@ class ReviewConfig:
         )
 
 
+_SEVERITIES = ("low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class KfConfig:
+    """``[kf]``: 微信客服 (WeChat Customer Service): pulling, auto-replies, hand-off, welcome."""
+
+    enabled: bool = True
+    #: Seconds between pulls of every known kf account, in case a callback was missed.
+    pull_interval_s: float = 60.0
+    #: A customer message containing one of these is handed to a human (besides handoff rules).
+    handoff_keywords: tuple[str, ...] = ("人工", "转人工", "人工客服")
+    #: Hand off after this many customer messages in a row the bot could not answer; 0 = never.
+    handoff_after_unanswered: int = 3
+    #: Hand off when a customer message hits a group of at least this severity; "" = never.
+    handoff_on_severity: str = "high"
+    #: Servicer userid to transfer to (state 3); "" = the waiting pool (state 2).
+    handoff_servicer: str = ""
+    #: Sent when the bot hands off for a reason other than a handoff reply rule.
+    handoff_text: str = "好的，正在为您转接人工客服，请稍候。"
+    #: The welcome sent on enter_session (with its welcome_code, within 20 s).
+    welcome_text: str = "您好，欢迎咨询！我是智能助手，可以为您解答发货、退换货、价格等问题；需要人工服务请回复“人工”。"
+    #: Clickable options under the welcome text (a kf menu); "" entries are not allowed.
+    welcome_menu: tuple[str, ...] = ("查询物流", "退换货", "人工客服")
+    #: Reply rules with a priority at or below this are low-value (greetings, notices): they may
+    #: use 3 of the 5 messages WeCom allows after a customer message; other replies 4; the 5th is
+    #: kept for a hand-off.
+    low_value_priority: int = 10
+    #: Customer messages older than this (seconds) are archived and inspected but not answered.
+    reply_max_age_s: int = 3600
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), "[kf].enabled", "must be true or false")
+        _check(self.pull_interval_s > 0, "[kf].pull_interval_s", "must be positive")
+        _check(
+            all(k.strip() for k in self.handoff_keywords),
+            "[kf].handoff_keywords",
+            "must not contain empty keywords",
+        )
+        _check(self.handoff_after_unanswered >= 0, "[kf].handoff_after_unanswered", "must be >= 0")
+        _check(
+            self.handoff_on_severity in ("", *_SEVERITIES),
+            "[kf].handoff_on_severity",
+            f'must be "" (never) or one of {", ".join(_SEVERITIES)}',
+        )
+        _check(
+            0 < len(self.handoff_text.encode()) <= 2048,
+            "[kf].handoff_text",
+            "must be 1..2048 bytes (WeCom's text limit)",
+        )
+        _check(
+            0 < len(self.welcome_text.encode()) <= 2048,
+            "[kf].welcome_text",
+            "must be 1..2048 bytes (WeCom's text limit)",
+        )
+        _check(
+            len(self.welcome_menu) <= 10 and all(o.strip() for o in self.welcome_menu),
+            "[kf].welcome_menu",
+            "must hold at most 10 non-empty options (WeCom's menu limit)",
+        )
+        _check(self.reply_max_age_s > 0, "[kf].reply_max_age_s", "must be positive")
+
+
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """``[logging]``: log level of the ``sentinel.*`` loggers."""
@@ -254,6 +328,7 @@ class Config:
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     review: ReviewConfig = field(default_factory=ReviewConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
+    kf: KfConfig = field(default_factory=KfConfig)
     #: The file this was read from (for messages only).
     source: str = ""
 
@@ -279,6 +354,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "alerts": AlertsConfig,
     "review": ReviewConfig,
     "logging": LoggingConfig,
+    "kf": KfConfig,
 }
 
 

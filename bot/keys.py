@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from bot.alerting import AlertStage
 from bot.config import Config
 from bot.dedupe import DedupeStore
+from bot.kf.puller import KfPuller
 from bot.metrics import BotMetrics
 from bot.pipeline import Pipeline
 from bot.router import Router
@@ -29,6 +30,7 @@ __all__ = [
     "CONFIG",
     "CRYPTO",
     "DEDUPE",
+    "KF_PULLER",
     "METRICS",
     "OUTBOX",
     "PIPELINE",
@@ -53,5 +55,7 @@ WRITER = web.AppKey("writer", GroupCommitWriter)
 WECOM = web.AppKey("wecom", WeComClient)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 ALERT_STAGE = web.AppKey("alert_stage", AlertStage)
+#: The 微信客服 puller; absent when ``[kf].enabled`` is false.
+KF_PULLER = web.AppKey("kf_puller", KfPuller)
 #: Set only when no ``[wecom].secret`` is configured: outbound calls are recorded, not sent.
 SANDBOX = web.AppKey("sandbox", SandboxLog)

@@ -11,7 +11,7 @@ from monitor import SchemaMismatch, create_schema, make_engine
 from rules.errors import RuleFileError
 from rules.loader import load_rules
 
-__all__ = ["check_services"]
+__all__ = ["check_services", "config_notes"]
 
 
 def check_services(config: Config) -> None:
@@ -56,3 +56,34 @@ def check_services(config: Config) -> None:
             ) from exc
         finally:
             client.close()
+
+
+def config_notes(config: Config) -> list[str]:
+    """Things that work but that an operator should know (printed by ``check``).
+
+    Raises:
+        ConfigError: ``[wecom].agent_id`` is missing although a secret is set (cards need it).
+    """
+    notes: list[str] = []
+    if not config.wecom.secret:
+        notes.append(
+            "[wecom].secret is empty: alerts go to the local sandbox (/sandbox/), not to WeCom"
+        )
+    elif not config.wecom.agent_id:
+        raise ConfigError("[wecom].agent_id: required with a secret (alert cards are app messages)")
+    if not config.alerts.managers:
+        try:
+            groups = load_rules(config.rules.paths).groups
+        except RuleFileError:
+            groups = ()
+        silent = [g.name for g in groups if not g.recipients]
+        if silent:
+            notes.append(
+                "[alerts].managers is empty: hits of "
+                + "、".join(silent[:5])
+                + ("…" if len(silent) > 5 else "")
+                + " alert no one (set managers, or recipients per group)"
+            )
+    if config.alerts.escalate_after_s and not config.alerts.escalate_to:
+        notes.append("[alerts].escalate_to is empty: unclaimed alerts are not escalated")
+    return notes

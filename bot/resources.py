@@ -31,6 +31,7 @@ from bot.keys import (
     WECOM,
     WRITER,
 )
+from bot.kf.resource import kf_ctx
 from bot.log import server_log
 from bot.pipeline import build_pipeline
 from bot.sandbox import SandboxTransport
@@ -190,4 +191,4 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-RESOURCES = (storage_ctx, dedupe_ctx, rules_ctx, alerts_ctx, pipeline_ctx)
+RESOURCES = (storage_ctx, dedupe_ctx, rules_ctx, alerts_ctx, pipeline_ctx, kf_ctx)

@@ -272,7 +272,10 @@ class AlertPolicy:
             or subject.at - open_alert.last_at > window
         ):
             alert = OpenAlert(
-                alert_id=alert_id or make_alert_id(subject.conversation_id, subject.at),
+                # The kind is part of the id: one message time may open a customer-risk and a
+                # staff alert in the same conversation, and ids must never collide.
+                alert_id=alert_id
+                or make_alert_id(f"{subject.conversation_id}#{kind.value}", subject.at),
                 conversation_id=subject.conversation_id,
                 kind=kind,
                 severity=severity,

@@ -16,6 +16,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlmodel import SQLModel
 
 from monitor import alert_models as _alert_models  # noqa: F401  (the alert tables, likewise)
+from monitor import kf_models as _kf_models  # noqa: F401  (the kf tables, likewise)
 from monitor import models as _models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from monitor.errors import SchemaMismatch
 from monitor.writer import SQLITE_BEGIN_OPTION, BulkOp, GroupCommitWriter

@@ -137,6 +137,11 @@ class AlertIntake:
             cards_sent = row.cards_sent if row is not None else 0
             store.update_alert(conn, alert, latest_message_id=message_id)
         store.link_message(conn, alert.alert_id, message_id)
+        if decision.action is DecisionAction.NEW and not alert.recipients:
+            log.warning(
+                "alert %s has no recipients: set [alerts].managers or the group's recipients",
+                alert.alert_id,
+            )
         if decision.notify:
             queue_card(
                 conn,

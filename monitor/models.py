@@ -79,7 +79,7 @@ class MessageRecord(SQLModel, table=True):
     """The text of text messages."""
     raw: str = Field(sa_type=Text)
     """The decrypted XML/JSON as received, UTF-8 text."""
-    received_at: datetime = Field(sa_type=UTCDateTime)
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
     rules_version: str | None = None
     """Version of the rule set that inspected it (None: not inspected, e.g. an event)."""
     conversation_id: str | None = Field(default=None, index=True)

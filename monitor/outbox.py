@@ -157,7 +157,14 @@ class OutboxWorker:
         now = self.clock()
         s = self.settings
         rows, recent = await self.writer.run(
-            partial(claim_due, now=now, owner=self.owner, limit=s.batch, lease_s=s.lease_s)
+            partial(
+                claim_due,
+                now=now,
+                owner=self.owner,
+                limit=s.batch,
+                lease_s=s.lease_s,
+                wording=self.style.wording,
+            )
         )
         if not rows:
             return 0

@@ -25,7 +25,7 @@ from monitor.alert_models import (
     RecipientSendRecord,
 )
 from monitor.alerts import AlertKind, AlertPolicy, AlertStatus, AlertSubject
-from monitor.cards import build_digest
+from monitor.cards import AlertWording, build_digest
 from monitor.intake import CardStyle, queue_card
 from rules.models import Audience
 
@@ -80,7 +80,13 @@ class Outcome:
 
 
 def claim_due(
-    conn: Connection, now: datetime, owner: str, limit: int, lease_s: float
+    conn: Connection,
+    now: datetime,
+    owner: str,
+    limit: int,
+    lease_s: float,
+    *,
+    wording: AlertWording | None = None,
 ) -> tuple[list[Claimed], dict[str, list[datetime]]]:
     """Lease up to ``limit`` due rows; also each recipient's sends in the last hour."""
     rows = conn.execute(
@@ -116,7 +122,7 @@ def claim_due(
     ]
     for index, row in enumerate(claimed):
         if row.kind == OutboxKind.DIGEST:
-            claimed[index] = _render_digest(conn, row)
+            claimed[index] = _render_digest(conn, row, wording)
     keys = {r for row in claimed for r in row.recipients} | {ROBOT_RECIPIENT}
     recent: dict[str, list[datetime]] = defaultdict(list)
     for recipient, sent_at in conn.execute(
@@ -128,7 +134,7 @@ def claim_due(
     return claimed, dict(recent)
 
 
-def _render_digest(conn: Connection, row: Claimed) -> Claimed:
+def _render_digest(conn: Connection, row: Claimed, wording: AlertWording | None) -> Claimed:
     # Rendered at send time: the digest lists every alert held for this recipient so far, in its
     # current state (count, words), however late it was held.
     held = conn.execute(
@@ -139,7 +145,7 @@ def _render_digest(conn: Connection, row: Claimed) -> Claimed:
     ).all()
     alerts = list({a.alert_id: store.alert_from_row(a) for a in held}.values())
     review = str(row.payload.get("review_url", ""))
-    text = build_digest(alerts, review_url=review) if alerts else ""
+    text = build_digest(alerts, review_url=review, wording=wording) if alerts else ""
     return Claimed(
         row.id,
         row.kind,

@@ -9,6 +9,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,16 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from bot.alerting import card_style
 from bot.chat import feed
 from bot.chat_message import ChatMessage
-from bot.config import Config
+from bot.config import Config, ConfigError
 from bot.keys import CONFIG, PIPELINE, WRITER
+from bot.preflight import config_notes
 from bot.server import create_app
 from monitor.alert_models import AlertAuditRecord, AlertRecord
-from rules.models import Audience
+from monitor.alerts import AlertKind
+from rules.models import Audience, Severity
 from tests.fakes.wecom_api import Call, FakeWeCom
 from tests.support import (
     AES_KEY,
@@ -406,3 +410,26 @@ async def test_without_a_secret_the_card_and_its_state_show_on_the_sandbox_page(
         await asyncio.sleep(0.05)
     page = await (await client.get("/sandbox/")).text()
     assert "mgr1 认领" in page and "已认领" in page and "卡片按钮更新为：已由 mgr1 认领" in page
+
+
+def test_configured_titles_replace_the_defaults(tmp_path: Path, sqlite_url: str) -> None:
+    titles = '["客户一般", "客户较急", "客户很急", "客户特急"]'
+    config = make_config(tmp_path, sqlite_url, extra=f"[alerts]\ncustomer_titles = {titles}\n")
+    wording = card_style(config).wording
+    assert wording.title(AlertKind.CUSTOMER_RISK, Severity.HIGH) == "客户很急"
+    assert wording.title(AlertKind.STAFF_MISCONDUCT, Severity.HIGH) == "员工违规风险"
+    with pytest.raises(ConfigError, match=r"\[alerts\]\.staff_titles"):
+        make_config(tmp_path, sqlite_url, extra='[alerts]\nstaff_titles = ["a", "b"]\n')
+
+
+def test_check_notes_sandbox_unrouted_groups_and_missing_agent_id(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    notes = config_notes(make_config(tmp_path, sqlite_url))
+    assert any("sandbox" in n for n in notes)
+    assert any("[alerts].managers is empty" in n and "客户维权风险" in n for n in notes)
+    routed = make_config(tmp_path, sqlite_url, secret="s", extra=ALERTS)
+    assert not any("managers" in n or "sandbox" in n for n in config_notes(routed))
+    no_agent = replace(routed, wecom=replace(routed.wecom, agent_id=""))
+    with pytest.raises(ConfigError, match=r"\[wecom\]\.agent_id"):
+        config_notes(no_agent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.handlers.kf_events import router as kf_events_router
 from bot.handlers.reply_rules import router as reply_rules_router
 from bot.router import Router
 
@@ -12,4 +13,5 @@ def build_root_router() -> Router:
     """A fresh root router (one per app, so nothing is shared between workers or tests)."""
     root = Router("root")
     root.include(reply_rules_router())
+    root.include(kf_events_router())
     return root

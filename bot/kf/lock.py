@@ -1,0 +1,226 @@
+"""Who may pull a kf account right now: one puller per open_kfid across every worker.
+
+:class:`RedisPullLocks` (several workers): ``SET key owner NX PX lease`` takes the lock, a Lua
+compare-and-delete releases it only if it is still ours, a Lua compare-and-pexpire renews it while
+a pull runs. :class:`MemoryPullLocks` is the one-process fallback (no Redis: one worker only).
+
+Besides the lock, both keep what the pull needs from other workers' callbacks:
+
+- an "again" flag: a worker whose event finds the lock taken sets it; the holder checks it after
+  releasing and pulls once more, so an event is never lost and never starts a second puller. A
+  holder killed mid-pull never sees the flag: the worker that set it checks back once the dead
+  holder's lease has run out (``lease_left``) and pulls itself if the flag is still there;
+- the newest pull token per account (a callback's token is valid 10 min; ``sync_msg`` without
+  one is strictly rate-limited), so the holder can use a token another worker received.
+
+A lock only guarantees "usually one"; a puller whose lease lapsed (a long GC pause, a partition)
+is stopped by the fencing token in ``kf_cursor`` (see ``bot.kf.store``), not by this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import redis.asyncio as aioredis
+
+from bot.kf.log import kf_log
+
+__all__ = ["TOKEN_TTL_S", "Lease", "MemoryPullLocks", "PullLocks", "RedisPullLocks"]
+
+#: A callback's pull token is valid 10 minutes; keep it a little less.
+TOKEN_TTL_S = 540
+
+_RELEASE = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+)
+_RENEW = (
+    "if redis.call('get', KEYS[1]) == ARGV[1] then "
+    "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
+)
+
+
+class Lease(Protocol):
+    """A held pull lock; ``lost`` turns true when it could not be renewed."""
+
+    @property
+    def lost(self) -> bool:
+        """Whether another puller may hold the lock now (stop after the current step)."""
+
+    async def release(self) -> None:
+        """Give the lock up (only if still ours); idempotent."""
+
+
+class PullLocks(Protocol):
+    """The lock, again flags and tokens of every kf account, shared by the workers."""
+
+    async def acquire(self, open_kfid: str) -> Lease | None:
+        """Take the account's pull lock, or None when another puller holds it."""
+
+    async def request_again(self, open_kfid: str) -> None:
+        """Ask the current holder to pull once more before it stops."""
+
+    async def take_again(self, open_kfid: str) -> bool:
+        """Clear the again flag; whether it was set."""
+
+    async def again_requested(self, open_kfid: str) -> bool:
+        """Whether the again flag is still set (no holder has taken it yet)."""
+
+    async def lease_left(self, open_kfid: str) -> float:
+        """Seconds until the current holder's lock lapses unless renewed (0 when free)."""
+
+    async def put_token(self, open_kfid: str, token: str) -> None:
+        """Remember the newest callback token for the account."""
+
+    async def token(self, open_kfid: str) -> str:
+        """The newest unexpired token, or ""."""
+
+    async def drop_token(self, open_kfid: str, token: str) -> None:
+        """Forget ``token`` (WeCom refused it) unless a newer one replaced it."""
+
+    async def close(self) -> None:
+        """Release what this object holds."""
+
+
+class _RedisLease:
+    def __init__(self, client: aioredis.Redis, key: str, owner: str, lease_ms: int) -> None:
+        self._client, self._key, self._owner, self._lease_ms = client, key, owner, lease_ms
+        self._lost = False
+        self._renewer = asyncio.create_task(self._renew(), name=f"sentinel-kf-lease:{key}")
+
+    @property
+    def lost(self) -> bool:
+        return self._lost
+
+    async def _renew(self) -> None:
+        while True:
+            await asyncio.sleep(self._lease_ms / 3000)
+            try:
+                renewed = await self._client.eval(_RENEW, 1, self._key, self._owner, self._lease_ms)
+            except Exception as exc:  # Redis away: the lease may lapse; fencing still protects
+                kf_log.warning("kf lock renewal failed (%s)", exc)
+                continue
+            if not renewed:
+                kf_log.warning("kf lock %s was lost; stopping this pull", self._key)
+                self._lost = True
+                return
+
+    async def release(self) -> None:
+        self._renewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._renewer
+        if self._lost:
+            return
+        self._lost = True
+        try:
+            await self._client.eval(_RELEASE, 1, self._key, self._owner)
+        except Exception as exc:  # it expires by itself after the lease
+            kf_log.warning("kf lock release failed (%s); it expires on its own", exc)
+
+
+class RedisPullLocks:
+    """Pull locks in Redis, shared by every worker and host (keys under ``prefix``)."""
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str, lease_s: float = 30.0) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._lease_ms = int(lease_s * 1000)
+
+    def _key(self, kind: str, open_kfid: str) -> str:
+        return f"{self._prefix}kf:{kind}:{open_kfid}"
+
+    async def acquire(self, open_kfid: str) -> Lease | None:
+        key, owner = self._key("lock", open_kfid), secrets.token_hex(16)
+        if not await self._client.set(key, owner, nx=True, px=self._lease_ms):
+            return None
+        return _RedisLease(self._client, key, owner, self._lease_ms)
+
+    async def request_again(self, open_kfid: str) -> None:
+        await self._client.set(self._key("again", open_kfid), 1, ex=TOKEN_TTL_S)
+
+    async def take_again(self, open_kfid: str) -> bool:
+        return bool(await self._client.delete(self._key("again", open_kfid)))
+
+    async def again_requested(self, open_kfid: str) -> bool:
+        return bool(await self._client.exists(self._key("again", open_kfid)))
+
+    async def lease_left(self, open_kfid: str) -> float:
+        left = await self._client.pttl(self._key("lock", open_kfid))
+        return max(int(left), 0) / 1000  # -2: no lock, -1: no expiry (not ours to wait for)
+
+    async def put_token(self, open_kfid: str, token: str) -> None:
+        await self._client.set(self._key("token", open_kfid), token, ex=TOKEN_TTL_S)
+
+    async def token(self, open_kfid: str) -> str:
+        value = await self._client.get(self._key("token", open_kfid))
+        return value.decode() if isinstance(value, bytes) else (value or "")
+
+    async def drop_token(self, open_kfid: str, token: str) -> None:
+        await self._client.eval(_RELEASE, 1, self._key("token", open_kfid), token)
+
+    async def close(self) -> None:
+        """Nothing to do: the Redis client belongs to the caller."""
+
+
+class _MemoryLease:
+    def __init__(self, held: set[str], open_kfid: str) -> None:
+        self._held, self._open_kfid = held, open_kfid
+        self._released = False
+
+    @property
+    def lost(self) -> bool:
+        return False
+
+    async def release(self) -> None:
+        if not self._released:
+            self._released = True
+            self._held.discard(self._open_kfid)
+
+
+class MemoryPullLocks:
+    """The same in one process (no Redis: only one worker may run)."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: set[str] = set()
+        self._again: set[str] = set()
+        self._tokens: dict[str, tuple[str, float]] = {}
+
+    async def acquire(self, open_kfid: str) -> Lease | None:
+        if open_kfid in self._held:
+            return None
+        self._held.add(open_kfid)
+        return _MemoryLease(self._held, open_kfid)
+
+    async def request_again(self, open_kfid: str) -> None:
+        self._again.add(open_kfid)
+
+    async def take_again(self, open_kfid: str) -> bool:
+        if open_kfid in self._again:
+            self._again.discard(open_kfid)
+            return True
+        return False
+
+    async def again_requested(self, open_kfid: str) -> bool:
+        return open_kfid in self._again
+
+    async def lease_left(self, open_kfid: str) -> float:
+        return 0.0  # the holder is in this process, alive, and sees the flag when it releases
+
+    async def put_token(self, open_kfid: str, token: str) -> None:
+        self._tokens[open_kfid] = (token, self._clock() + TOKEN_TTL_S)
+
+    async def token(self, open_kfid: str) -> str:
+        token, expiry = self._tokens.get(open_kfid, ("", 0.0))
+        return token if expiry > self._clock() else ""
+
+    async def drop_token(self, open_kfid: str, token: str) -> None:
+        if self._tokens.get(open_kfid, ("", 0.0))[0] == token:
+            del self._tokens[open_kfid]
+
+    async def close(self) -> None:
+        """Nothing to release."""
