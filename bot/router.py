@@ -55,15 +55,16 @@ class Router:
 
     def include(self, router: Router) -> Router:
         """Add a child router (searched after this router's own handlers)."""
-        if router is self or self in router._walk():
+        if router is self or self in router.walk():
             raise ValueError(f"including router {router.name!r} would make a cycle")
         self._children.append(router)
         return router
 
-    def _walk(self) -> list[Router]:
+    def walk(self) -> list[Router]:
+        """This router and every router included below it, depth first."""
         found = [self]
         for child in self._children:
-            found.extend(child._walk())
+            found.extend(child.walk())
         return found
 
     def register(self, callback: Handler, *filters: Filter) -> Handler:

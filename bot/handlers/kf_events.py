@@ -62,8 +62,7 @@ def router() -> KfEventsRouter:
 def bind_kf_notices(root: Router, notify: Notify | None) -> bool:
     """Bind every kf-events router under ``root`` to ``notify``; whether one was found."""
     found = False
-    # Router has no public walk; the tree is ours and fixed once the app is built.
-    for child in root._walk():
+    for child in root.walk():
         if isinstance(child, KfEventsRouter):
             child.notices.bind(notify)
             found = True
