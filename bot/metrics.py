@@ -25,6 +25,9 @@ class BotMetrics:
     alerts_failed: Counter
     alerts_pending: Gauge
     alert_delivery_latency: Histogram
+    kf_items: Counter
+    kf_actions: Counter
+    kf_pages: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BotMetrics:
@@ -85,6 +88,21 @@ class BotMetrics:
                 ["kind"],
                 buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0),
                 registry=registry,
+            ),
+            kf_items=Counter(
+                "sentinel_kf_items",
+                "微信客服 items pulled and archived, by author (customer, staff, system)",
+                ["author"],
+                registry=registry,
+            ),
+            kf_actions=Counter(
+                "sentinel_kf_actions",
+                "微信客服 bot actions (reply, handoff, transfer, welcome) by outcome",
+                ["kind", "outcome"],
+                registry=registry,
+            ),
+            kf_pages=Counter(
+                "sentinel_kf_pages", "kf/sync_msg pages archived and decided", registry=registry
             ),
         )
 

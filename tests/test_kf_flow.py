@@ -188,6 +188,11 @@ async def test_human_request_gets_the_reply_and_a_transfer(env: Env) -> None:
     assert len(env.fake.kf_delivered_to("wmA")) == 1 and env.fake.kf_refused == []
     outcomes = env.sql("SELECT outcome FROM kf_decision ORDER BY decided_at, dedupe_key")
     assert [row[0] for row in outcomes] == ["handoff:rule", "with_human"]
+    metrics = await (await env.client.get("/metrics")).text()
+    assert 'sentinel_kf_items_total{author="customer"} 2.0' in metrics
+    assert 'sentinel_kf_actions_total{kind="handoff",outcome="sent"} 1.0' in metrics
+    assert 'sentinel_kf_actions_total{kind="transfer",outcome="sent"} 1.0' in metrics
+    assert "sentinel_kf_pages_total 2.0" in metrics
 
 
 async def test_transfer_to_a_configured_servicer(

@@ -26,6 +26,7 @@ from bot.kf.log import kf_log
 from bot.kf.plan import Question
 from bot.kf.store import CustomerPage, Flag, PageCommit, commit_page, decided_keys
 from bot.kf.welcome import Welcomer
+from bot.metrics import BotMetrics
 from bot.pipeline import Pipeline
 from monitor import GroupCommitWriter
 from monitor.kf_models import MessageFlag
@@ -60,6 +61,7 @@ class PageWork:
     rules: RuleEngine
     welcomer: Welcomer
     clock: Callable[[], float]
+    metrics: BotMetrics | None = None
 
     async def process(
         self, open_kfid: str, fence: int, next_cursor: str, items: list[dict[str, Any]]
@@ -82,10 +84,19 @@ class PageWork:
             ]
             page = PageCommit(open_kfid, fence, next_cursor, self.clock(), flags, customers)
             settings = self.config.kf
-            return await self.writer.run(lambda conn: commit_page(conn, page, settings))
+            recorded = await self.writer.run(lambda conn: commit_page(conn, page, settings))
+            self._count(entries)
+            return recorded
         finally:
             if welcomes:  # never left running past the page (shutdown, errors)
                 await asyncio.gather(*welcomes, return_exceptions=True)
+
+    def _count(self, entries: list[_Entry]) -> None:
+        if self.metrics is None:
+            return
+        self.metrics.kf_pages.inc()
+        for msg, _item in entries:
+            self.metrics.kf_items.labels(msg.author.value).inc()
 
     async def _archive(
         self, entries: list[_Entry], open_kfid: str, welcomes: list[asyncio.Task[bool]]

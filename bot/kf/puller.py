@@ -37,6 +37,7 @@ from bot.kf.page import PageWork
 from bot.kf.sender import KfSender
 from bot.kf.store import FencedOut, claim_fence, known_accounts
 from bot.kf.welcome import Welcomer
+from bot.metrics import BotMetrics
 from bot.pipeline import Pipeline
 from monitor import Archive, GroupCommitWriter
 from monitor.errors import StorageError
@@ -82,6 +83,7 @@ class KfPuller:
         locks: PullLocks,
         clock: Callable[[], float] = time.time,
         page_limit: int = 1000,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self._client = client
         self._writer = writer
@@ -89,9 +91,9 @@ class KfPuller:
         self._clock = clock
         self._limit = page_limit
         self._interval = config.kf.pull_interval_s
-        self._sender = KfSender(client, writer, archive, clock=clock)
+        self._sender = KfSender(client, writer, archive, clock=clock, metrics=metrics)
         welcomer = Welcomer(client, writer, archive, config.kf, clock=clock)
-        self._page = PageWork(client, pipeline, config, writer, rules, welcomer, clock)
+        self._page = PageWork(client, pipeline, config, writer, rules, welcomer, clock, metrics)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._dirty: set[str] = set()
         self._tokens: dict[str, str] = {}  # received here, not yet shared through the locks

@@ -16,7 +16,17 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.handlers.kf_events import bind_kf_notices
-from bot.keys import ARCHIVE, CONFIG, KF_PULLER, PIPELINE, ROUTER, RULES, WECOM, WRITER
+from bot.keys import (
+    ARCHIVE,
+    CONFIG,
+    KF_PULLER,
+    METRICS,
+    PIPELINE,
+    ROUTER,
+    RULES,
+    WECOM,
+    WRITER,
+)
 from bot.kf.lock import MemoryPullLocks, PullLocks, RedisPullLocks
 from bot.kf.log import kf_log
 from bot.kf.puller import KfPuller
@@ -46,6 +56,7 @@ async def kf_ctx(app: web.Application) -> AsyncIterator[None]:
         archive=app[ARCHIVE],
         rules=app[RULES],
         locks=locks,
+        metrics=app[METRICS],
     )
     app[KF_PULLER] = puller
     bind_kf_notices(app[ROUTER], puller.notify)

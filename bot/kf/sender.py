@@ -20,6 +20,7 @@ from bot.kf.actions import ActionRow, finish_action, pending_actions
 from bot.kf.convert import CHANNEL, conversation_id
 from bot.kf.log import kf_log
 from bot.kf.replies import plain_text
+from bot.metrics import BotMetrics
 from monitor import Archive, GroupCommitWriter, InboundRecord
 from monitor.kf_models import ActionKind, ActionStatus
 from wecom_sdk.client import WeComClient
@@ -71,8 +72,10 @@ class KfSender:
         *,
         clock: Callable[[], float] = time.time,
         concurrency: int = 8,
+        metrics: BotMetrics | None = None,
     ) -> None:
         self._client = client
+        self._metrics = metrics
         self._writer = writer
         self._archive = archive
         self._clock = clock
@@ -162,4 +165,6 @@ class KfSender:
         await self._writer.run(
             lambda conn: finish_action(conn, action.id, status, error=error, at=at)
         )
+        if self._metrics is not None:
+            self._metrics.kf_actions.labels(action.kind, status).inc()
         return status
