@@ -253,7 +253,9 @@ class KfConfig:
     #: Seconds between pulls of every known kf account, in case a callback was missed.
     pull_interval_s: float = 60.0
     #: A customer message containing one of these is handed to a human (besides handoff rules).
-    handoff_keywords: tuple[str, ...] = ("人工", "转人工", "人工客服")
+    #: Unambiguous phrases only: a bare 人工 is the sample 转人工 rule's job, which knows that
+    #: 人工智能 is not a request for a human.
+    handoff_keywords: tuple[str, ...] = ("转人工", "人工客服", "真人客服")
     #: Hand off after this many customer messages in a row the bot could not answer; 0 = never.
     handoff_after_unanswered: int = 3
     #: Hand off when a customer message hits a group of at least this severity; "" = never.

@@ -31,6 +31,7 @@ Rule file format (a ``rules/samples/*.toml`` file starts with the same descripti
     cooldown_s = 0                 # seconds before the same customer gets it again (default 0)
     active_hours = ["09:00-18:00"] # optional local-time windows; "22:00-06:00" spans midnight
     handoff = true                 # optional: hand the customer over to a human servicer
+    must_not = ["人工智能"]          # optional: any of these in the message and the rule stays silent
 
 A path given to :func:`load_rules` may be a file or a folder (every ``*.toml`` inside, sorted by name).
 ``RuleSet.version`` is the first 12 hex digits of a sha256 over each file's name and bytes in load

@@ -143,6 +143,10 @@ class Matcher:
             re.compile("|".join(map(re.escape, kws))).search if kws else None
             for _, kws in self._replies
         ]
+        self._reply_must_not = [
+            tuple(n for n in (_norm(w, rule.source) for w in rule.must_not) if n)
+            for rule, _ in self._replies
+        ]
         fast.update(k for _, kws in self._replies for k in kws)
         self._fast = ahocorasick_rs.AhoCorasick(raw_patterns(fast)) if fast else None
         self._folded = ahocorasick_rs.AhoCorasick(folded_patterns(fast)) if fast else None
@@ -271,14 +275,16 @@ class Matcher:
         return self._reply_for(norm.text)
 
     def _reply_for(self, text: str) -> ReplyRule | None:
-        for (rule, keywords), contains in zip(self._replies, self._contains, strict=True):
+        for (rule, keywords), contains, must_not in zip(
+            self._replies, self._contains, self._reply_must_not, strict=True
+        ):
             if rule.match == "exact":
                 ok = text in keywords
             elif rule.match == "all":
                 ok = all(k in text for k in keywords)
             else:
                 ok = contains is not None and contains(text) is not None
-            if ok:
+            if ok and not any(phrase in text for phrase in must_not):
                 return rule
         return None
 

@@ -168,6 +168,8 @@ class ReplyRule:
     source: str = ""
     #: This rule hands the customer over to a human servicer (e.g. 转人工).
     handoff: bool = False
+    #: Phrases that stop the rule from matching (人工智能 is not a request for 人工).
+    must_not: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

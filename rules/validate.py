@@ -40,6 +40,7 @@ _REPLY_KEYS = (
     "cooldown_s",
     "active_hours",
     "handoff",
+    "must_not",
 )
 _WORD_KEYS = ("word", "boundary", "pinyin")
 _MATCHES = ("exact", "contains", "all")
@@ -332,6 +333,7 @@ class Validator:
         priority = self._int(table, "priority")
         cooldown = self._int(table, "cooldown_s", minimum=0)
         hours = self._hours(table.get("active_hours", []))
+        must_not = self._strings(table, "must_not", required=False)
         handoff = table.get("handoff", False)
         if not isinstance(handoff, bool):
             self._at_key("handoff", f"handoff 只能是 true 或 false，现在是 {handoff!r}")
@@ -353,6 +355,7 @@ class Validator:
                 active_hours=hours,
                 source=f"{self._file}:{self._span[0]}",
                 handoff=bool(handoff),
+                must_not=must_not,
             )
         )
 

@@ -126,7 +126,7 @@ def test_handoff_rule_sends_its_answer_then_transfers_and_stops_replying() -> No
 
 def test_handoff_keyword_and_servicer() -> None:
     settings = replace(SETTINGS, handoff_servicer="zhangsan")
-    plan = plan_customer(view(), [question(1, "我要找人工！")], settings, NOW)
+    plan = plan_customer(view(), [question(1, "我要找人工客服！")], settings, NOW)
     assert plan.decisions == [("kf:m1", "handoff:keyword")]
     assert plan.actions[0].body == {"content": settings.handoff_text}
     assert plan.actions[1].body == {"service_state": 3, "servicer_userid": "zhangsan"}
@@ -174,10 +174,10 @@ def test_budget_keeps_slot_4_from_low_value_and_slot_5_for_handoff() -> None:
     assert plan.decisions == [("kf:m1", "replied")]
     plan = plan_customer(view(used=4), [question(1, "发货", rule("发货"))], SETTINGS, NOW)
     assert plan.decisions == [("kf:m1", "budget")]
-    plan = plan_customer(view(used=4), [question(1, "人工")], SETTINGS, NOW)
+    plan = plan_customer(view(used=4), [question(1, "转人工")], SETTINGS, NOW)
     assert kinds(plan.actions) == ["handoff", "transfer"]
     # All five spent: the customer is still transferred, without a message.
-    plan = plan_customer(view(used=5), [question(1, "人工")], SETTINGS, NOW)
+    plan = plan_customer(view(used=5), [question(1, "转人工")], SETTINGS, NOW)
     assert kinds(plan.actions) == ["transfer"]
 
 
