@@ -309,7 +309,8 @@ def test_samples_faq_replies(samples: RuleEngine) -> None:
     # must_not: asking about 人工智能 is not asking for a human; the next rule may still answer
     assert reply("你们的人工智能客服怎么用") is None
     assert reply("人工 智 能") is None  # normalised like the keywords (spaces dropped)
-    assert reply("不要人工智能，我要人工") is None  # documented trade-off: the phrase vetoes the rule
+    # Documented trade-off: the phrase vetoes the whole rule.
+    assert reply("不要人工智能，我要人工") is None
     assert reply("人工智能退货怎么办") == "退换货"
     # 夜间留言 only at night; in the day a bare greeting gets the greeting
     assert reply("在吗") == "问候"
