@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from bench import callback_bench, rules_bench
+from bench import alerts, callback_bench, rules_bench
 
 
 class Benchmark(Protocol):
@@ -22,7 +22,7 @@ class Benchmark(Protocol):
 
 
 # Later ones (rules matcher, kf path) are appended here; the order is the order of a full run.
-BENCHMARKS: tuple[Benchmark, ...] = (callback_bench, rules_bench)
+BENCHMARKS: tuple[Benchmark, ...] = (callback_bench, rules_bench, alerts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -112,10 +112,10 @@ class AlertStage:
 
     def _stored(self, intake: AlertIntake | None, click: CardClick | None) -> None:
         notify = False
-        if intake is not None:
-            for decision in intake.decisions:
-                self.metrics.alerts_created.labels(decision.action.value).inc()
-                notify = notify or bool(decision.notify) or self.style.robot
+        if intake is not None and intake.decisions:
+            decision = intake.decisions[-1]  # the committed one (see AlertIntake.decisions)
+            self.metrics.alerts_created.labels(decision.action.value).inc()
+            notify = bool(decision.notify) or self.style.robot
         if click is not None:
             notify = True
         if notify:

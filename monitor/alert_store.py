@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, insert, select, text, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
 from monitor.alert_models import (
     AlertAuditRecord,
@@ -36,6 +36,7 @@ __all__ = [
     "enqueue",
     "insert_alert",
     "latest_alert",
+    "latest_alert_row",
     "link_message",
     "load_alert",
     "lock_conversation",
@@ -43,6 +44,7 @@ __all__ = [
     "record_audit",
     "sent_cards",
     "update_alert",
+    "update_joined",
 ]
 
 ALERTS: Table = AlertRecord.__table__  # type: ignore[attr-defined]
@@ -126,15 +128,52 @@ def lock_conversation(conn: Connection, conversation_id: str) -> None:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+_LATEST = (
+    select(ALERTS)
+    .where(
+        ALERTS.c.conversation_id == bindparam("conversation_id"),
+        ALERTS.c.kind == bindparam("kind"),
+    )
+    .order_by(ALERTS.c.last_at.desc())
+    .limit(1)
+)
+# Built once: statements made anew per call cost more Python than the database work itself.
+_JOINED_COLUMNS = (
+    "severity",
+    "words",
+    "count",
+    "last_at",
+    "latest_text",
+    "recipients",
+    "customer_name",
+    "notified_severity",
+    "latest_message_id",
+)
+_UPDATE_JOINED = (
+    update(ALERTS)
+    .where(ALERTS.c.alert_id == bindparam("b_alert_id"))
+    .values({name: bindparam(f"b_{name}") for name in _JOINED_COLUMNS})
+)
+
+
+def latest_alert_row(conn: Connection, conversation_id: str, kind: AlertKind) -> Any:
+    """The row of the conversation's most recent alert of ``kind`` (open or not), or None."""
+    return conn.execute(_LATEST, {"conversation_id": conversation_id, "kind": kind.value}).first()
+
+
 def latest_alert(conn: Connection, conversation_id: str, kind: AlertKind) -> OpenAlert | None:
     """The conversation's most recent alert of ``kind`` (open or not), or None."""
-    row = conn.execute(
-        select(ALERTS)
-        .where(ALERTS.c.conversation_id == conversation_id, ALERTS.c.kind == kind.value)
-        .order_by(ALERTS.c.last_at.desc())
-        .limit(1)
-    ).first()
+    row = latest_alert_row(conn, conversation_id, kind)
     return alert_from_row(row) if row is not None else None
+
+
+def update_joined(conn: Connection, alert: OpenAlert, *, latest_message_id: int) -> None:
+    """Write what a joining message changes (not the whole row: status etc. stay as stored)."""
+    values = alert_values(alert)
+    params = {f"b_{name}": values[name] for name in _JOINED_COLUMNS if name in values}
+    params["b_latest_message_id"] = latest_message_id
+    params["b_alert_id"] = alert.alert_id
+    conn.execute(_UPDATE_JOINED, params)
 
 
 def load_alert(conn: Connection, alert_id: str, *, for_update: bool = False) -> Any:

@@ -107,7 +107,9 @@ class AlertIntake:
     subject: AlertSubject
     style: CardStyle
     rules_version: str = ""
-    #: The decision, appended on commit-side for the caller (metrics, ``simulate``).
+    #: Decisions made by ``apply``; the last one is the committed one (a failed group-commit
+    #: batch is re-run message by message, so ``apply`` may have run before in a rolled-back
+    #: transaction).
     decisions: list[Decision] = field(default_factory=list, compare=False)
 
     @property
@@ -120,7 +122,8 @@ class AlertIntake:
         subject = replace(self.subject, at=now)
         kind = self.policy.kind_of(subject)
         store.lock_conversation(conn, subject.conversation_id)
-        previous = store.latest_alert(conn, subject.conversation_id, kind)
+        row = store.latest_alert_row(conn, subject.conversation_id, kind)
+        previous = store.alert_from_row(row) if row is not None else None
         decision = self.policy.on_hits(subject, previous)
         alert = decision.alert
         if decision.action is DecisionAction.NEW:
@@ -133,9 +136,8 @@ class AlertIntake:
             )
             cards_sent = 0
         else:
-            row = store.load_alert(conn, alert.alert_id)
             cards_sent = row.cards_sent if row is not None else 0
-            store.update_alert(conn, alert, latest_message_id=message_id)
+            store.update_joined(conn, alert, latest_message_id=message_id)
         store.link_message(conn, alert.alert_id, message_id)
         if decision.action is DecisionAction.NEW and not alert.recipients:
             log.warning(

@@ -3,15 +3,19 @@ generator measures a server without errors. Fast, in-process, and never starts o
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import pytest
 import xmltodict
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 from wechatpy.enterprise.crypto import WeChatCrypto
 
+from bench import alerts
+from bench.alerts_sim import simulate
 from bench.loadgen import _response_end, render_requests, run_load
 from bench.messages import (
     CALLBACK_PATH,
@@ -120,3 +124,33 @@ async def test_loadgen_against_peer_counts_rejections(aiohttp_server: ServerFact
     forged = generate_callbacks(10, seed=5, token="not-the-token")
     result = await _load(server, forged, concurrency=4)
     assert (result.ok, result.errors, result.statuses) == (0, 10, {403: 10})
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_alerts_bench_quick_keeps_member_limits_and_loses_nothing(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    parser = argparse.ArgumentParser()
+    alerts.add_arguments(parser)
+    argv = ["--quick"]
+    if backend == "postgresql":
+        argv += ["--database-url", str(request.getfixturevalue("pg_url"))]
+    settings = alerts.settings_from(parser.parse_args(argv))
+    assert (settings.database_url is None) == (backend == "sqlite")
+
+    report = await simulate(settings)
+    check = report.check
+    assert report.ok, check.failures
+    assert check.messages == report.messages == 300
+    # Every alert reached each recipient (and escalate_to) by a card or a digest.
+    assert check.covered == check.pairs >= check.alerts > 0
+    assert check.escalated == check.alerts  # nobody claims
+    # The scenario makes the policy and the rate limit do their jobs, not just pass through.
+    assert report.decisions["new"] and report.decisions["join"] and report.decisions["renotify"]
+    assert check.held > 0 and check.sent["digest"] > 0 and check.sent["escalation"] > 0
+    assert max(r.max_per_minute for r in check.recipients) == 20  # the budget, used to the full
+    assert all(r.max_per_minute <= 30 and r.max_per_hour <= 1000 for r in check.recipients)
+    printed: list[str] = []
+    alerts.print_report(report, printed.append)
+    assert "nothing lost" in printed[-1] and printed[-1].endswith("OK")
