@@ -72,7 +72,12 @@ async def dedupe_ctx(app: web.Application) -> AsyncIterator[None]:
     store: DedupeStore
     client: aioredis.Redis | None = None
     if settings.redis_url:
-        client = aioredis.Redis.from_url(settings.redis_url)
+        # A blocking pool: a burst of callbacks waits for a connection rather than failing
+        # its dedupe lookup ("Too many connections") and falling back to the archive key.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=100, timeout=5
+        )
+        client = aioredis.Redis(connection_pool=pool)
         store = RedisDedupe(
             client, ttl_s=settings.dedupe_ttl_s, prefix=f"{settings.redis_prefix}dedupe:"
         )
@@ -84,7 +89,7 @@ async def dedupe_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         await store.close()
         if client is not None:
-            await client.aclose()
+            await client.aclose(close_connection_pool=True)  # the pool was given, not owned
 
 
 async def rules_ctx(app: web.Application) -> AsyncIterator[None]:

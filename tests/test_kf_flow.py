@@ -330,6 +330,26 @@ async def test_the_sixth_message_in_a_48h_window_is_never_attempted(faq_env: Env
     assert env.fake.kf_state(KF, "wmG") == 2
 
 
+async def test_one_customers_questions_across_pages_share_one_budget(faq_env: Env) -> None:
+    # All seven were written before the bot answered any: WeCom counts every bot message after
+    # the newest of them, so replies decided for an earlier page use up the same five slots.
+    env = faq_env
+    env.fake.kf_page_size = 3
+    base = int(time.time()) - 600  # written over the last minutes, one per 10 s
+    questions = [
+        kf_text(f"c8-{n}", "wmP", f"问题{n}", open_kfid=KF, send_time=base + 10 * n)
+        for n in range(1, 8)
+    ]
+    env.fake.add_kf_messages(KF, questions)
+    await env.event()
+    await env.settled()
+    assert len(env.fake.calls_to("kf/sync_msg")) >= 3
+    assert env.fake.kf_refused == []
+    delivered = [d.text for d in env.fake.kf_delivered_to("wmP")]
+    assert len(delivered) <= 5
+    assert delivered[-1] == "好的，正在为您转接人工客服，请稍候。"  # slot 5 kept for the hand-off
+
+
 async def test_a_full_budget_is_not_spent_again_across_pulls(faq_env: Env) -> None:
     env = faq_env
     env.fake.add_kf_messages(

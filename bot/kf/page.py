@@ -50,6 +50,10 @@ __all__ = ["PageWork"]
 _Entry = tuple[ChatMessage, KfItem | None]
 
 
+_ARCHIVE_CONCURRENCY = 32
+"""Conversations of a page archived at once (well under redis-py's 100-connection pool)."""
+
+
 @dataclass(frozen=True, slots=True)
 class PageWork:
     """What processing a page needs (built once per puller)."""
@@ -105,7 +109,15 @@ class PageWork:
         for entry in entries:
             by_chat.setdefault(entry[0].conversation_id, []).append(entry)
 
+        # Bounded: each conversation's stores borrow shared connections (Redis dedupe, the
+        # writer's queue); a page of 1,000 items can hold hundreds of conversations.
+        slots = asyncio.Semaphore(_ARCHIVE_CONCURRENCY)
+
         async def chat(chat_entries: list[_Entry]) -> None:
+            async with slots:
+                await one_chat(chat_entries)
+
+        async def one_chat(chat_entries: list[_Entry]) -> None:
             for msg, item in chat_entries:  # one conversation in order
                 outcome = await feed(self.pipeline, self.config, msg)
                 if (

@@ -255,15 +255,22 @@ def _transfer_pending(conn: Connection, kfid: str, user: str) -> bool:
 
 
 def _used(conn: Connection, kfid: str, user: str, window_start: int) -> int:
-    # A message counts in the window it was decided in, and also in any later one while it is
-    # still pending: it will be sent after the newest customer message either way.
+    # WeCom counts every bot message sent after the newest customer message, whenever it was
+    # decided: a customer's messages may span pages (all written before our first answer), so a
+    # reply decided for an earlier page, and sent after window_start, uses this window's slots.
+    # Decided-at is a safe stand-in for sent-at (sending only follows deciding); a pending
+    # action will be sent after window_start in any case.
     query = (
         select(func.count())
         .select_from(_ACTION)
         .where(
             *_customer_actions(kfid, user),
             _ACTION.c.kind.in_(ActionKind.BUDGETED),
-            or_(_ACTION.c.window_start >= window_start, _ACTION.c.status == ActionStatus.PENDING),
+            or_(
+                _ACTION.c.window_start >= window_start,
+                _ACTION.c.created_at >= _at(window_start),
+                _ACTION.c.status == ActionStatus.PENDING,
+            ),
         )
     )
     return int(conn.execute(query).scalar_one())

@@ -171,6 +171,8 @@ class FakeWeCom:
     _states: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     # 微信客服 rules (kf_strict)
     kf_strict: bool = False
+    #: Serve at most this many items per sync_msg page (WeCom may return fewer than ``limit``).
+    kf_page_size: int | None = None
     wall: Callable[[], float] = time.time
     kf_tokenless_per_minute: int = 10
     kf_deliveries: list[KfDelivery] = field(default_factory=list)
@@ -414,6 +416,8 @@ class FakeWeCom:
         if self.kf_strict:
             self._check_pull_token(kfid, body.get("token"))
         queue, start = self._kf_queue.get(kfid, []), int(cursor)
+        if self.kf_page_size is not None:
+            limit = min(limit, self.kf_page_size)
         page = queue[start : start + limit]
         end = start + len(page)
         return {"next_cursor": str(end), "has_more": int(end < len(queue)), "msg_list": page}
