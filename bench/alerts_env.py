@@ -11,19 +11,18 @@ import asyncio
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from bench.alerts_workload import OPEN_KFID, RULES_VERSION, ScenarioMessage
+from bench.pg_schema import fresh_schema
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -80,11 +79,6 @@ class SimClock:
         return self.now.timestamp()
 
 
-def _libpq(url: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return f"{scheme.split('+', 1)[0]}://{rest}"
-
-
 @contextmanager
 def database(url: str | None) -> Iterator[str]:
     """URL of an empty database: a temp SQLite file, or a fresh schema on the PostgreSQL ``url``."""
@@ -92,17 +86,8 @@ def database(url: str | None) -> Iterator[str]:
         with tempfile.TemporaryDirectory(prefix="bench-alerts-") as tmp:
             yield f"sqlite:///{tmp}/sentinel.db"
         return
-    import psycopg
-
-    schema = f"bench_alerts_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(_libpq(url), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema(url, "bench_alerts") as schema_url:
+        yield schema_url
 
 
 @dataclass(slots=True)

@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
 
 from aiohttp import ClientSession, web
 
@@ -28,6 +27,7 @@ from bench.messages import (
     SAMPLE_CORP_ID,
     SAMPLE_TOKEN,
 )
+from bench.pg_schema import fresh_schema
 
 if TYPE_CHECKING:
     from tests.fakes.wecom_api import FakeWeCom
@@ -50,28 +50,14 @@ SECRET = "kf-bench-app-secret"
 MANAGERS = ("bench-manager1", "bench-manager2")
 
 
-def _libpq(url: str) -> str:
-    scheme, rest = url.split("://", 1)
-    return f"{scheme.split('+', 1)[0]}://{rest}"
-
-
 @contextmanager
 def database(url: str | None, tmp: Path) -> Iterator[str]:
     """An empty database: a SQLite file in ``tmp``, or a fresh schema on the PostgreSQL ``url``."""
     if url is None:
         yield f"sqlite:///{tmp / 'sentinel.db'}"
         return
-    import psycopg
-
-    schema = f"bench_kf_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq(url), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in url else "?"
-    try:
-        yield f"{url}{sep}options={quote(f'-csearch_path={schema}')}"
-    finally:
-        with psycopg.connect(_libpq(url), autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    with fresh_schema(url, "bench_kf") as schema_url:
+        yield schema_url
 
 
 @asynccontextmanager
