@@ -90,11 +90,11 @@ def _describe(exc: CryptoError | XmlError) -> str:
 async def handle_callback_post(request: web.Request) -> web.Response:
     """Receive one pushed message or event; answer only after it is durably stored."""
     started = time.perf_counter()
-    metrics = request.app[METRICS]
+    latency = request.app[METRICS].post.latency
     try:
         return await _post(request)
     finally:
-        metrics.callback_latency.labels("POST").observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started)
 
 
 class _Rejected(Exception):
@@ -165,7 +165,7 @@ async def _post(request: web.Request) -> web.Response:
         result, msg, app[CRYPTO], timestamp=params["timestamp"], nonce=params["nonce"]
     )
     if sealed is None:
-        app[METRICS].callbacks.labels("POST", "stored").inc()
+        app[METRICS].post.stored.inc()
         return web.Response(status=200)
-    app[METRICS].callbacks.labels("POST", "replied").inc()
+    app[METRICS].post.replied.inc()
     return web.Response(body=sealed, content_type="text/xml", charset="utf-8")

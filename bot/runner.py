@@ -7,6 +7,7 @@ SIGTERM (and Ctrl-C) stop accepting connections, let in-flight callbacks finish 
 from __future__ import annotations
 
 import asyncio
+import gc
 import multiprocessing
 import os
 import signal
@@ -51,12 +52,29 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+async def _freeze_heap(_app: web.Application) -> None:
+    """Move everything allocated during start-up out of the cycle collector's sight.
+
+    Imported modules, the rules (dictionaries, normalisation tables) and the app are hundreds of
+    thousands of long-lived objects; every full collection, which the allocations of ordinary
+    requests trigger now and then, walked all of them again (~5 % of the CPU under load).
+    Frozen objects are still freed by reference counting; only a frozen object that later dies in
+    a reference cycle is never reclaimed, which bounds the cost to one copy of the start-up rule
+    set after a reload (reloaded rules are allocated after the freeze and collected as usual).
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def _run_worker(config: Config, reuse_port: bool) -> None:
     setup_logging(config.logging.level)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
+    app = create_app(config)
+    # Appended after the resources' cleanup_ctx, so it runs once they are all loaded.
+    app.on_startup.append(_freeze_heap)
     web.run_app(
-        create_app(config),
+        app,
         host=config.server.host,
         port=config.server.port,
         reuse_port=reuse_port,

@@ -156,6 +156,14 @@ _UPDATE_JOINED = (
 )
 
 
+_INSERT_ALERT = insert(ALERTS)
+_INSERT_LINK = insert(_LINKS)
+_INSERT_OUTBOX = insert(OUTBOX).returning(OUTBOX.c.id)
+# Statements above take their values as execute() parameters: ``.values(**kw)`` per call built a
+# new statement whose cache key SQLAlchemy then had to compute, several times the cost of the
+# INSERT itself on the group-commit writer's thread.
+
+
 def latest_alert_row(conn: Connection, conversation_id: str, kind: AlertKind) -> Any:
     """The row of the conversation's most recent alert of ``kind`` (open or not), or None."""
     return conn.execute(_LATEST, {"conversation_id": conversation_id, "kind": kind.value}).first()
@@ -186,7 +194,7 @@ def load_alert(conn: Connection, alert_id: str, *, for_update: bool = False) -> 
 
 def insert_alert(conn: Connection, alert: OpenAlert, **extra: Any) -> None:
     """Insert a new alert row."""
-    conn.execute(insert(ALERTS).values(**alert_values(alert), **extra))
+    conn.execute(_INSERT_ALERT, {**alert_values(alert), **extra})
 
 
 def update_alert(conn: Connection, alert: OpenAlert, **extra: Any) -> None:
@@ -200,7 +208,7 @@ def update_alert(conn: Connection, alert: OpenAlert, **extra: Any) -> None:
 
 def link_message(conn: Connection, alert_id: str, message_id: int) -> None:
     """Record that ``message_id`` raised or joined ``alert_id``."""
-    conn.execute(insert(_LINKS).values(alert_id=alert_id, message_id=message_id))
+    conn.execute(_INSERT_LINK, {"alert_id": alert_id, "message_id": message_id})
 
 
 def enqueue(
@@ -216,20 +224,19 @@ def enqueue(
 ) -> int:
     """Queue one outbox row, due at ``due`` (default: now); returns its id."""
     result = conn.execute(
-        insert(OUTBOX)
-        .values(
-            alert_id=alert_id,
-            kind=kind,
-            recipients=_dump(recipients),
-            payload=json.dumps(payload, ensure_ascii=False, sort_keys=True),
-            task_id=task_id,
-            status=OutboxStatus.PENDING,
-            attempts=0,
-            created_at=now,
-            next_at=due or now,
-            response_code_used=False,
-        )
-        .returning(OUTBOX.c.id)
+        _INSERT_OUTBOX,
+        {
+            "alert_id": alert_id,
+            "kind": kind,
+            "recipients": _dump(recipients),
+            "payload": json.dumps(payload, ensure_ascii=False, sort_keys=True),
+            "task_id": task_id,
+            "status": OutboxStatus.PENDING,
+            "attempts": 0,
+            "created_at": now,
+            "next_at": due or now,
+            "response_code_used": False,
+        },
     )
     return int(result.scalar_one())
 

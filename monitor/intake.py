@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import quote
 
-from sqlalchemy import Connection, update
+from sqlalchemy import Connection, bindparam, update
 
 from monitor import alert_store as store
 from monitor.alert_models import OutboxKind
@@ -54,6 +54,14 @@ class CardStyle:
         return f"{self.review_base.rstrip('/')}/conversations/{quote(conversation_id, safe='')}"
 
 
+_SET_CARDS_SENT = (
+    update(store.ALERTS)
+    .where(store.ALERTS.c.alert_id == bindparam("b_alert_id"))
+    .values(cards_sent=bindparam("b_cards_sent"))
+)
+"""Built once, like the statements of ``monitor.alert_store``."""
+
+
 def queue_card(
     conn: Connection,
     *,
@@ -84,9 +92,7 @@ def queue_card(
         )
         kind = OutboxKind.ESCALATION
     conn.execute(
-        update(store.ALERTS)
-        .where(store.ALERTS.c.alert_id == alert.alert_id)
-        .values(cards_sent=row_cards_sent + 1)
+        _SET_CARDS_SENT, {"b_alert_id": alert.alert_id, "b_cards_sent": row_cards_sent + 1}
     )
     return store.enqueue(
         conn,

@@ -12,7 +12,8 @@ Each takes normalised coordinates (``a``, ``b`` = the hit's slice of ``Normalize
 
 from __future__ import annotations
 
-import logging
+import re
+from bisect import bisect_right
 from collections.abc import Sequence
 from functools import cache
 from typing import Any
@@ -34,14 +35,16 @@ __all__ = [
 
 
 @cache
-def _jieba() -> Any:
-    """jieba's default tokenizer with its dictionary loaded (once, on first use)."""
-    import jieba  # noqa: PLC0415 - importing and loading jieba takes ~1 s; only the slow path needs it
+def _segmenter() -> Any:
+    """The jieba-rs tokenizer (``rjieba``) with jieba's default dictionary, loaded once.
 
-    # jieba logs "Building prefix dict..." on init; the library's own setter keeps it quiet.
-    jieba.setLogLevel(logging.WARNING)
-    jieba.dt.initialize()
-    return jieba.dt
+    jieba-rs is jieba's algorithm and dictionary compiled: without HMM it cuts exactly as
+    ``jieba.cut(..., HMM=False)`` does (``tests/test_segment.py`` holds it to that) at a tenth
+    of the cost, which matters because segmentation is most of the cost of a real hit.
+    """
+    import rjieba  # noqa: PLC0415 - loading the dictionary takes a moment; only hits need it
+
+    return rjieba.Jieba()
 
 
 def token_bounds(text: str) -> frozenset[int]:
@@ -51,17 +54,16 @@ def token_bounds(text: str) -> frozenset[int]:
     the corpus measurement (docs/benchmarks.md) is better without it. Only messages that reach the
     exact path (a few percent) are segmented.
     """
-    bounds = {0}
-    pos = 0
-    for token in _jieba().cut(text, HMM=False):
-        pos += len(token)
-        bounds.add(pos)
-    return frozenset(bounds)
+    return span_bounds(text, 0, len(text))
 
 
 #: Sentence punctuation: a clause boundary, so segmentation need not look past it. Spaces and the
 #: like are not in it: they are what evasions put inside words.
 CLAUSE_BREAKS = frozenset("，。！？；：、,.!?;:\n\r")
+_BREAK_CLASS = "[" + re.escape("".join(sorted(CLAUSE_BREAKS))) + "]"
+# Greedy: a match of the text before a position ends just after its last break.
+_LAST_BREAK = re.compile(".*" + _BREAK_CLASS, re.DOTALL)
+_NEXT_BREAK = re.compile(_BREAK_CLASS)
 
 
 def clause_span(norm: Normalized, source: str, a: int, b: int) -> tuple[int, int]:
@@ -70,20 +72,26 @@ def clause_span(norm: Normalized, source: str, a: int, b: int) -> tuple[int, int
     A chat message is many short clauses; jieba's cost grows with the text it is given, so only the
     hit's clause is segmented. Clause edges are positions of ``norm.text`` where the original had
     sentence punctuation between two kept characters; edges inside the hit are ignored (the
-    punctuation may itself be the evasion, 维，权).
+    punctuation may itself be the evasion, 维，权). The punctuation is found by regex in the
+    original and mapped back by bisection: no Python step per character.
     """
     starts, ends = norm.starts, norm.ends
-
-    def is_break(i: int) -> bool:
-        return any(c in CLAUSE_BREAKS for c in source[ends[i - 1] : starts[i]])
-
-    lo = a
-    while lo > 0 and not is_break(lo):
-        lo -= 1
-    hi = b
-    n = len(norm.text)
-    while hi < n and not is_break(hi):
-        hi += 1
+    lo, end = 0, starts[a]
+    while (m := _LAST_BREAK.match(source, 0, end)) is not None:
+        p = m.end() - 1
+        j = bisect_right(starts, p)
+        if j == 0 or ends[j - 1] <= p:  # between two kept characters, not inside a collapsed run
+            lo = j
+            break
+        end = p
+    hi, pos = len(norm.text), ends[b - 1]
+    while (m := _NEXT_BREAK.search(source, pos)) is not None:
+        q = m.start()
+        j = bisect_right(starts, q)
+        if ends[j - 1] <= q:
+            hi = j
+            break
+        pos = q + 1
     return lo, hi
 
 
@@ -95,7 +103,8 @@ def clause_bounds(norm: Normalized, source: str, a: int, b: int) -> frozenset[in
 
 def span_bounds(text: str, lo: int, hi: int) -> frozenset[int]:
     """Token boundaries of ``text[lo:hi]`` segmented alone, in ``text`` coordinates."""
-    return frozenset(lo + x for x in token_bounds(text[lo:hi]))
+    tokens = _segmenter().tokenize(text[lo:hi], "default", False)
+    return frozenset([lo, *(lo + end for _, _, end in tokens)])
 
 
 def crosses_token(bounds: frozenset[int], a: int, b: int) -> bool:

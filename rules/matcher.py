@@ -1,32 +1,33 @@
 """Pure matcher: every group word and reply keyword compiled into ahocorasick-rs automata.
 
-Three automata, because most messages hit nothing and normalising in Python (then jieba)
+Three automata, because most messages hit nothing and normalising in Python (then segmenting)
 costs tens of automaton passes. The prefilter spellings are built in ``rules.normalize``
 (``raw_patterns``, ``folded_patterns``):
 
 - ``fast`` runs over the RAW text and is conservative: when it finds nothing, no hit and no reply
-  is possible, so ``scan`` returns at the cost of one automaton call. Its patterns are every
-  character normalisation changes other than the common separators (traditional, full-width,
-  upper case, emoji, zero-width, rare punctuation...) and two common separators in a row, which
-  send the message down the exact path; then each normalised word and the first way it can be
-  broken after an intact prefix ``w[:k]``: ``w[:k] + sep + w[k]``, ``w[:k] + w[k-1]`` (a repeat)
-  and ``w[:k] + sep + w[k-1]``. Without the former, a word in the normalised text is its raw
-  spelling with single common separators and repeats inserted, so one of the latter matches (``tests/test_matcher.py`` checks both
-  automata with hypothesis against the exact path, on adversarial spellings of the words).
-- ``folded`` runs only when ``fast`` matched (16 % of the benchmark's chat, mostly a repeat such
-  as 看看 while a word starts with 看): over ``fold_chars(text)``, the per-character mapping done
-  in C by ``str.translate`` (separators removed, traditional/full-width/case folded, runs not yet
-  collapsed). A word in the normalised text is then its spelling with extra copies of its
-  non-ASCII characters, so the first extra copy shows as ``w[:k] + w[k-1]`` followed by
-  ``w[k]`` or by another copy. Nothing there proves no hit at a third of the cost of
-  ``normalize`` and without jieba. Texts with a character from ``FOLD_LIMIT`` up go straight on.
-- ``main`` runs over the normalised text (overlapping matches) and yields candidate hits, which
-  the filters in ``rules.filters`` then keep or drop.
+  is possible, so ``scan`` returns at the cost of one automaton call (97 % of the benchmark's
+  chat). Its patterns are every character normalisation changes other than the common
+  separators (traditional, full-width, upper case, emoji, zero-width, rare punctuation...) and
+  two common separators in a row; then each normalised word and the first way it can be broken
+  after an intact prefix ``w[:k]``: ``w[:k] + sep + w[k]``, ``w[:k] + sep + w[k-1]``, or a
+  repeat ``w[:k] + w[k-1]`` spelled with what follows it. Without the former, a word in the
+  normalised text is its raw spelling with common separators and repeats inserted, so one of
+  the latter matches (``tests/test_matcher.py`` checks this with hypothesis against the exact
+  path, on adversarial spellings of the words).
+- What passes is folded: when none of ``fast``'s matches is a changing character, by removing
+  the common separators (a regex), else by ``fold_chars`` (``str.translate``); texts with a
+  character from ``FOLD_LIMIT`` up take ``normalize``.
+- ``main`` runs over the normalised text (overlapping matches) and yields candidate hits; only
+  then is the offset map built (``normalize_folded``) and the filters in ``rules.filters``
+  keep or drop each candidate.
+- ``folded`` serves reply matching (``match_reply``, ``inspect``): over the folded text, before
+  runs are collapsed, it clears what ``fast`` passed without the collapsing.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import ahocorasick_rs
@@ -51,12 +52,15 @@ from rules.models import (
     Word,
 )
 from rules.normalize import (
-    FOLD_LIMIT,
     Normalized,
+    collapse_runs,
     fold_chars,
     folded_patterns,
+    has_wide,
     normalize,
+    normalize_folded,
     raw_patterns,
+    strip_separators,
 )
 
 __all__ = ["DEFAULT_BOUNDARY", "Matcher", "compile_rules"]
@@ -83,10 +87,23 @@ class _Target:
     last_syllable: str = ""
 
 
-# Characters fold_chars leaves alone although normalize may change them.
-_WIDE = re.compile(f"[{chr(FOLD_LIMIT)}-\U0010ffff]").search
-# normalize() collapses runs of one non-ASCII character; on folded text a regex does it in C.
-_COLLAPSE = re.compile(r"([^\x00-\x7f])\1+")
+_Find = Callable[..., list[tuple[int, int, int]]]
+
+
+def _no_match(text: str, overlapping: bool = False) -> list[tuple[int, int, int]]:
+    return []
+
+
+def _finder(patterns: list[str]) -> _Find:
+    """``find_matches_as_indexes`` of an automaton of ``patterns`` (none: never matches).
+
+    The default implementation (a contiguous NFA at these sizes): a DFA steps about a third
+    faster in a tight loop, but for the fast automaton of a 10,000-word list it takes ~4 GB and
+    its cache misses cost more than that in a real message's mix of work.
+    """
+    if not patterns:
+        return _no_match
+    return ahocorasick_rs.AhoCorasick(patterns).find_matches_as_indexes
 
 
 def _pinyin_variants(word: str) -> list[tuple[str, str, str]]:
@@ -148,9 +165,12 @@ class Matcher:
             for rule, _ in self._replies
         ]
         fast.update(k for _, kws in self._replies for k in kws)
-        self._fast = ahocorasick_rs.AhoCorasick(raw_patterns(fast)) if fast else None
-        self._folded = ahocorasick_rs.AhoCorasick(folded_patterns(fast)) if fast else None
-        self._main = ahocorasick_rs.AhoCorasick(self._patterns) if self._patterns else None
+        # Bound methods: every message calls the first, so no attribute lookup is spared.
+        raw = raw_patterns(fast)
+        self._fast_find = _finder(raw.patterns)
+        self._changing = raw.changing
+        self._folded_find = _finder(folded_patterns(fast))
+        self._main_find = _finder(self._patterns)
 
     @staticmethod
     def _add_word(
@@ -190,36 +210,57 @@ class Matcher:
         """Conservative: False proves that ``text`` has no hit and no reply keyword."""
         return self._prepared(text) is not None
 
-    def _prepared(self, text: str) -> str | None:
-        """``None`` when ``text`` provably holds no word or keyword, else its normalised text.
+    def _prepared(self, text: str) -> tuple[str, str | None] | None:
+        """``None`` when ``text`` provably holds no word or keyword, else ``(normalised text,
+        folded text)``.
 
         The normalised text is ``normalize(text).text`` without the offset map, computed in C
-        (one translate and one regex) for all but characters from ``FOLD_LIMIT`` up.
+        (one translate and one regex); the folded text (``fold_chars``) lets ``_normalized``
+        add the offsets without folding again. It is None for texts with a character from
+        ``FOLD_LIMIT`` up, which ``normalize`` handles one character at a time.
         """
-        if self._fast is None or self._folded is None:
+        if not self._fast_find(text):
             return None
-        if not self._fast.find_matches_as_indexes(text):
-            return None
-        if _WIDE(text) is not None:
-            return normalize(text).text
-        folded = fold_chars(text)
-        if not self._folded.find_matches_as_indexes(folded):
-            return None
-        return _COLLAPSE.sub(r"\1", folded)
+        return self._after_fast(text)
 
-    def _may_have_words(self, normalized: str) -> bool:
-        # Only a text whose normalised form holds a sensitive word needs the offset map (spans).
-        return self._main is not None and bool(self._main.find_matches_as_indexes(normalized))
+    def _after_fast(self, text: str) -> tuple[str, str | None] | None:
+        if has_wide(text) is not None:
+            return normalize(text).text, None
+        folded = fold_chars(text)
+        if not self._folded_find(folded):
+            return None
+        return collapse_runs(folded), folded
+
+    @staticmethod
+    def _normalized(text: str, prepared: tuple[str, str | None]) -> Normalized:
+        collapsed, folded = prepared
+        return normalize(text) if folded is None else normalize_folded(text, folded, collapsed)
 
     def scan(self, text: str, author: Audience = Audience.ANY) -> tuple[Hit, ...]:
         """Hits sorted by start, for groups whose audience covers ``author``.
 
         Must-not words, allow-list phrases and boundaries are applied; spans are in ``text``.
         """
-        prepared = self._prepared(text)
-        if prepared is None or not self._may_have_words(prepared):
+        # The fast automaton's call inlined: nearly every message ends here. What passes it
+        # goes straight to the main automaton: the folded one exists to spare reply matching
+        # the run collapsing, and here it would clear too few messages to pay for itself.
+        fast = self._fast_find(text)
+        if not fast:
             return ()
-        return self.scan_normalized(normalize(text), author, source=text)
+        changing = self._changing
+        if not any(pid < changing for pid, _, _ in fast):
+            # Only common separators to remove: cheaper than the full fold, and it finds the
+            # positions normalize_folded needs on the way.
+            folded, odd = strip_separators(text)
+        elif has_wide(text) is None:
+            folded, odd = fold_chars(text), None
+        else:
+            return self.scan_normalized(normalize(text), author, source=text)
+        collapsed = collapse_runs(folded)
+        matches = self._main_find(collapsed, overlapping=True)
+        if not matches:
+            return ()
+        return self._hits(normalize_folded(text, folded, collapsed, odd), matches, author, text)
 
     def scan_normalized(
         self, norm: Normalized, author: Audience = Audience.ANY, *, source: str | None = None
@@ -229,11 +270,18 @@ class Matcher:
         With ``source`` (the original text), word boundaries are checked by segmenting only the
         clause around a hit (between sentence punctuation of the original), not the whole message.
         """
-        if self._main is None:
-            return ()
-        matches = self._main.find_matches_as_indexes(norm.text, overlapping=True)
-        if not matches:
-            return ()
+        matches = self._main_find(norm.text, overlapping=True)
+        return self._hits(norm, matches, author, source) if matches else ()
+
+    def _hits(
+        self,
+        norm: Normalized,
+        matches: list[tuple[int, int, int]],
+        author: Audience,
+        source: str | None,
+    ) -> tuple[Hit, ...]:
+        """The candidate ``matches`` (pattern id, start, end in ``norm.text``) that pass the
+        filters, as hits in the original's coordinates."""
         text = norm.text
         # Segmentation is the costly step of this path: once per clause (or once for the whole
         # text when the original is unknown), however many hits share it.
@@ -245,30 +293,43 @@ class Matcher:
                 group = self._groups[t.group]
                 if not group.audience.covers(author):
                     continue
-                if not _shape_ok(t, norm, a, b):
+                if (t.runs or t.ascii_edges or t.first_syllable or t.last_syllable) and not (
+                    _shape_ok(t, norm, a, b)
+                ):
                     continue
                 if t.word_boundary:
                     window = (0, len(text)) if source is None else clause_span(norm, source, a, b)
-                    if window not in segmented:
-                        segmented[window] = span_bounds(text, *window)
-                    if crosses_token(segmented[window], a, b):
+                    bounds = segmented.get(window)
+                    if bounds is None:
+                        bounds = segmented[window] = span_bounds(text, *window)
+                    if crosses_token(bounds, a, b):
                         continue
-                if t.group not in blocked:
-                    blocked[t.group] = any(w in text for w in self._must_not[t.group])
-                if blocked[t.group]:
+                if not self._group_allows(t.group, text, a, b, blocked):
                     continue
-                allow = self._allow[t.group]
-                if allow and inside_any(a, b, [o for p in allow for o in occurrences(text, p)]):
-                    continue
-                start, end = norm.span(a, b)
+                start, end = norm.starts[a], norm.ends[b - 1]
                 key = (start, end, t.group, t.word)
-                found.setdefault(key, Hit(t.word, start, end, group.name, group.severity))
+                if key not in found:
+                    found[key] = Hit(t.word, start, end, group.name, group.severity)
+        if len(found) < 2:
+            return tuple(found.values())
         return tuple(found[k] for k in sorted(found))
+
+    def _group_allows(self, gi: int, text: str, a: int, b: int, blocked: dict[int, bool]) -> bool:
+        """False when group ``gi``'s must-not words occur in ``text`` (cached in ``blocked``) or
+        an allow-list phrase of it covers ``[a, b)``."""
+        must_not = self._must_not[gi]
+        if must_not:
+            if gi not in blocked:
+                blocked[gi] = any(w in text for w in must_not)
+            if blocked[gi]:
+                return False
+        allow = self._allow[gi]
+        return not (allow and inside_any(a, b, [o for p in allow for o in occurrences(text, p)]))
 
     def match_reply(self, text: str) -> ReplyRule | None:
         """The first reply rule (highest priority, then file order) whose keywords match."""
         prepared = self._prepared(text)
-        return None if prepared is None else self._reply_for(prepared)
+        return None if prepared is None else self._reply_for(prepared[0])
 
     def reply_normalized(self, norm: Normalized) -> ReplyRule | None:
         """``match_reply`` on an already normalised text, without the fast path."""
@@ -290,15 +351,15 @@ class Matcher:
 
     def inspect(self, text: str, author: Audience) -> Inspection:
         """Hits, the reply (customers and ANY only), the rules version and the recipients."""
-        normalized = self._prepared(text)
-        if normalized is None:
+        prepared = self._prepared(text)
+        if prepared is None:
             return Inspection((), None, self.version)
+        normalized = prepared[0]
         # Most texts that pass the fast path only hold a reply keyword (价格, 物流 ...): they need
         # no offset map, which is the costly part of normalising.
+        matches = self._main_find(normalized, overlapping=True)
         hits = (
-            self.scan_normalized(normalize(text), author, source=text)
-            if self._may_have_words(normalized)
-            else ()
+            self._hits(self._normalized(text, prepared), matches, author, text) if matches else ()
         )
         wants_reply = author in (Audience.CUSTOMER, Audience.ANY)
         reply = self._reply_for(normalized) if wants_reply else None

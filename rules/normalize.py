@@ -16,6 +16,7 @@ The per-character mapping is one table built on first use (``char_table``) and s
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
@@ -23,9 +24,16 @@ from functools import cache
 __all__ = [
     "COMMON_SEPARATORS",
     "Normalized",
+    "RawPatterns",
+    "changing_chars",
     "char_table",
+    "collapse_runs",
+    "has_wide",
     "normalize",
+    "normalize_folded",
+    "normalize_per_char",
     "normalize_word",
+    "strip_separators",
 ]
 
 #: Separators frequent in ordinary chat. The matcher's fast path spells these out in its
@@ -137,8 +145,116 @@ def fold_chars(text: str) -> str:
     return text.translate(_fold_list())
 
 
+#: ``has_wide(text)`` is true when ``text`` holds a character ``fold_chars`` does not map.
+has_wide = re.compile(f"[{chr(FOLD_LIMIT)}-\U0010ffff]").search
+_SEPARATOR = re.compile("[" + re.escape(COMMON_SEPARATORS) + "]")
+
+
+def strip_separators(text: str) -> tuple[str, list[int]]:
+    """``(fold_chars(text), positions of the removed characters)`` for a text in which the
+    only characters normalisation changes are common separators (see ``RawPatterns``)."""
+    return _SEPARATOR.sub("", text), [m.start() for m in _SEPARATOR.finditer(text)]
+
+
+# A run of one non-ASCII character, which normalisation collapses (ASCII runs stay).
+_COLLAPSE = re.compile(r"([^\x00-\x7f])\1+")
+_DOUBLED = re.compile(r"(.)\1", re.DOTALL)
+
+
+def _char_class(code_points: list[int]) -> str:
+    """A regex character class of ``code_points`` (sorted), as ranges."""
+    ranges: list[list[int]] = []
+    for cp in code_points:
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return "[" + "".join(f"\\U{a:08x}-\\U{b:08x}" for a, b in ranges) + "]"
+
+
+@cache
+def _odd_chars() -> re.Pattern[str]:
+    """Characters below ``FOLD_LIMIT`` whose replacement is not exactly one character.
+
+    Python's regex engine tests a class of BMP characters with one table lookup but walks a
+    class with astral ranges range by range, so the astral part sits behind a cheap range test.
+    """
+    odd = sorted(ord(c) for c, rep in char_table().items() if len(rep) != 1 and ord(c) < FOLD_LIMIT)
+    bmp = [cp for cp in odd if cp < 0x10000]
+    astral = [cp for cp in odd if cp >= 0x10000]
+    pattern = _char_class(bmp)
+    if astral:
+        pattern += f"|[\\U00010000-\\U{FOLD_LIMIT - 1:08x}](?<={_char_class(astral)})"
+    return re.compile(pattern)
+
+
 def normalize(text: str) -> Normalized:
-    """Normalise ``text`` (see the module docstring), keeping the offset map."""
+    """Normalise ``text`` (see the module docstring), keeping the offset map.
+
+    Texts with a character from ``FOLD_LIMIT`` up take ``normalize_per_char``; the rest
+    ``normalize_folded``, which computes the same thing mostly in C.
+    """
+    if has_wide(text):
+        return normalize_per_char(text)
+    return normalize_folded(text, fold_chars(text))
+
+
+def _has_runs(folded: str) -> bool:
+    # Any doubled character is a search three times cheaper than the backreference with a class.
+    return _DOUBLED.search(folded) is not None and _COLLAPSE.search(folded) is not None
+
+
+def collapse_runs(folded: str) -> str:
+    """``folded`` with each run of one non-ASCII character collapsed to one copy."""
+    return _COLLAPSE.sub(r"\1", folded) if _has_runs(folded) else folded
+
+
+def normalize_folded(
+    text: str, folded: str, collapsed: str | None = None, odd: list[int] | None = None
+) -> Normalized:
+    """``normalize(text)`` given ``folded = fold_chars(text)`` (``text`` without wide characters)
+    and, when known, ``collapsed = collapse_runs(folded)`` and ``odd``, the positions of the
+    characters whose replacement is not exactly one character.
+
+    The offset map starts as the identity and is edited only where a character's replacement
+    is not exactly one character (a regex finds those, mostly separators), then where a run
+    collapses; both are a handful per message, so this costs a few list operations, not a
+    Python step per character. ``normalize_per_char`` is the definition the tests hold it to.
+    """
+    n = len(text)
+    starts = list(range(n))
+    ends = list(range(1, n + 1))
+    if odd is None:
+        odd = [m.start() for m in _odd_chars().finditer(text)]
+    if len(folded) == n - len(odd):  # every odd character removed (widths are 0 or >= 2)
+        for i in reversed(odd):  # from the right, so index i is still character i
+            del starts[i], ends[i]
+    elif odd:
+        table = char_table()
+        for i in reversed(odd):
+            width = len(table[text[i]])  # 0 (removed) or an expansion such as ⑩ -> 10
+            if width:
+                starts[i : i + 1] = [i] * width
+                ends[i : i + 1] = [i + 1] * width
+            else:
+                del starts[i], ends[i]
+    if collapsed is folded or (collapsed is None and not _has_runs(folded)):
+        return Normalized(folded, tuple(starts), tuple(ends), (1,) * len(folded))
+    # A run of one non-ASCII character becomes its first copy, spanning every copy.
+    runs = [1] * len(folded)
+    for m in reversed(list(_COLLAPSE.finditer(folded))):
+        a, b = m.span()
+        del starts[a + 1 : b]
+        ends[a:b] = [ends[b - 1]]
+        runs[a:b] = [b - a]
+    if collapsed is None:
+        collapsed = _COLLAPSE.sub(r"\1", folded)
+    return Normalized(collapsed, tuple(starts), tuple(ends), tuple(runs))
+
+
+def normalize_per_char(text: str) -> Normalized:
+    """``normalize`` one character at a time, in Python: any text, including characters from
+    ``FOLD_LIMIT`` up, at several times the cost."""
     table = char_table()
     out: list[str] = []
     starts: list[int] = []
@@ -168,32 +284,49 @@ def normalize_word(word: str) -> str:
 
 
 @cache
-def _trigger_patterns() -> tuple[str, ...]:
-    """Raw-text patterns that do not depend on the rules (see rules/matcher.py)."""
-    table = char_table()
-    triggers = [ch for ch in table if ch not in COMMON_SEPARATORS]
-    # Two separators in a row: the per-word patterns spell out only one.
-    pairs = [s + t for s in COMMON_SEPARATORS for t in COMMON_SEPARATORS]
-    return (*triggers, *pairs)
+def changing_chars() -> tuple[str, ...]:
+    """Characters normalisation changes, other than the common separators, sorted."""
+    return tuple(sorted(ch for ch in char_table() if ch not in COMMON_SEPARATORS))
 
 
-def raw_patterns(sources: set[str]) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class RawPatterns:
+    """The fast automaton's patterns; ``patterns[:changing]`` are ``changing_chars()``.
+
+    A match of one of those says the text needs the full per-character fold; without one, the
+    only characters normalisation changes in the text are common separators (no pattern can
+    hold a changing character, so no other match can hide one).
+    """
+
+    patterns: list[str]
+    changing: int
+
+
+def raw_patterns(sources: set[str]) -> RawPatterns:
     """Rule-dependent raw-text patterns: each word, and its first break (see rules/matcher.py).
 
     A broken word ``w`` first deviates from itself after an intact prefix ``w[:k]``: by one
     common separator followed by ``w[k]`` or by a repeat of ``w[k-1]``, or (for non-ASCII
-    characters, the only ones collapsed) by a repeat of ``w[k-1]``.
+    characters, the only ones collapsed) by a repeat of ``w[k-1]``. A repeat is spelled with the
+    character after it (``w[k]``, another copy, or a separator), because a bare doubled
+    character is everyday chat (看看, 好好) and would send a sixth of all messages on.
+    Two separators in a row are patterns of their own, as is every character normalisation
+    changes other than those separators.
     """
-    out = set(_trigger_patterns())
+    out = {s + t for s in COMMON_SEPARATORS for t in COMMON_SEPARATORS}
     for w in sources:
         out.add(w)
         for k in range(1, len(w)):
             prefix, last = w[:k], w[k - 1]
             out.update(prefix + sep + w[k] for sep in COMMON_SEPARATORS)
             if not last.isascii():
-                out.add(prefix + last)
+                repeat = prefix + last
+                out.update((repeat + w[k], repeat + last))
+                out.update(repeat + sep + w[k] for sep in COMMON_SEPARATORS)
+                out.update(repeat + sep + last for sep in COMMON_SEPARATORS)
                 out.update(prefix + sep + last for sep in COMMON_SEPARATORS)
-    return sorted(out)
+    changing = changing_chars()
+    return RawPatterns([*changing, *sorted(out)], len(changing))
 
 
 def folded_patterns(sources: set[str]) -> list[str]:

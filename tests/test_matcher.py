@@ -19,7 +19,8 @@ from rules import (
     compile_rules,
     normalize,
 )
-from rules.filters import crosses_token
+from rules.filters import CLAUSE_BREAKS, clause_span, crosses_token
+from rules.normalize import Normalized
 
 
 def _reply(name: str, match: str, *keywords: str, priority: int = 0) -> ReplyRule:
@@ -252,3 +253,32 @@ def test_one_clause_segments_like_the_whole_text(text: str) -> None:
 
     m = compile_rules(CLAUSE_RULES)
     assert m.scan(text) == m.scan_normalized(normalize(text))
+
+
+def _clause_span_by_steps(norm: Normalized, source: str, a: int, b: int) -> tuple[int, int]:
+    # The definition: walk out from the hit until a gap between kept characters holds a break.
+    def is_break(i: int) -> bool:
+        return any(c in CLAUSE_BREAKS for c in source[norm.ends[i - 1] : norm.starts[i]])
+
+    lo, hi, n = a, b, len(norm.text)
+    while lo > 0 and not is_break(lo):
+        lo -= 1
+    while hi < n and not is_break(hi):
+        hi += 1
+    return lo, hi
+
+
+@settings(max_examples=600, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([*"好的维权，。!\n 看a1", "，，", "好，好", "维，维"]), max_size=16
+    ).map("".join),
+    st.data(),
+)
+def test_clause_span_matches_its_definition(source: str, data: st.DataObject) -> None:
+    norm = normalize(source)
+    if not norm.text:
+        return
+    a = data.draw(st.integers(0, len(norm.text) - 1))
+    b = data.draw(st.integers(a + 1, len(norm.text)))
+    assert clause_span(norm, source, a, b) == _clause_span_by_steps(norm, source, a, b)

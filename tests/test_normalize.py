@@ -5,10 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rules.normalize import FOLD_LIMIT, fold_chars, normalize, normalize_word
+from rules.normalize import (
+    FOLD_LIMIT,
+    fold_chars,
+    normalize,
+    normalize_per_char,
+    normalize_word,
+)
 
 
 @pytest.mark.parametrize(
@@ -77,3 +83,15 @@ def test_fold_chars_is_normalize_without_collapsing(text: str) -> None:
     text = "".join(c for c in text if ord(c) < FOLD_LIMIT)
     collapsed = re.sub(r"([^\x00-\x7f])\1+", r"\1", fold_chars(text))
     assert collapsed == normalize(text).text
+
+
+_TRICKY = st.sampled_from(
+    list("维權权 ，。\u200b😡️①⑩ＡaＢ～…\u3000\U000e0020\U000f0000谢謝ǘé\u0301")
+)
+
+
+@settings(max_examples=500)
+@given(st.one_of(st.text(max_size=40), st.lists(_TRICKY, max_size=20).map("".join)))
+def test_normalize_agrees_with_the_per_char_reference(text: str) -> None:
+    # normalize() works in C-speed passes; normalize_per_char() is the plain definition.
+    assert normalize(text) == normalize_per_char(text)

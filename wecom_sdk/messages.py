@@ -159,13 +159,19 @@ class Message:
 
     @classmethod
     def _build(cls, common: _Common, d: Mapping[str, Any]) -> Self:
-        extra = {
-            f.name: f.metadata["read"](d, f.metadata["xml"]) for f in fields(cls) if f.metadata
-        }
-        return cls(**common, **extra)
+        readers = _READERS.get(cls)
+        if readers is None:
+            # dataclasses.fields() builds a tuple and filters pseudo-fields on every call: once
+            # per model class is enough (models are immutable classes).
+            readers = _READERS[cls] = tuple(
+                (f.name, f.metadata["read"], f.metadata["xml"]) for f in fields(cls) if f.metadata
+            )
+        return cls(**common, **{name: read(d, tag) for name, read, tag in readers})
 
 
 _M = TypeVar("_M", bound=type[Message])
+_READERS: dict[type[Message], tuple[tuple[str, _Reader, str], ...]] = {}
+"""Per model class: (field name, reader, XML tag) of each field read from XML; see ``_build``."""
 _REGISTRY: dict[tuple[str, str], type[Message]] = {}
 
 
