@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import ahocorasick_rs
 
@@ -92,6 +93,21 @@ _Find = Callable[..., list[tuple[int, int, int]]]
 
 def _no_match(text: str, overlapping: bool = False) -> list[tuple[int, int, int]]:
     return []
+
+
+class _Folded(NamedTuple):
+    """A text that passed the fast automaton, folded (``fold_chars``)."""
+
+    text: str
+    odd: list[int] | None  # positions of the characters folding removed, when known
+    norm: Normalized | None = None  # the whole normalisation, for texts with wide characters
+
+
+class _Prepared(NamedTuple):
+    """``folded`` with its runs collapsed: the normalised text, without the offset map."""
+
+    text: str
+    folded: _Folded
 
 
 def _finder(patterns: list[str]) -> _Find:
@@ -210,57 +226,63 @@ class Matcher:
         """Conservative: False proves that ``text`` has no hit and no reply keyword."""
         return self._prepared(text) is not None
 
-    def _prepared(self, text: str) -> tuple[str, str | None] | None:
-        """``None`` when ``text`` provably holds no word or keyword, else ``(normalised text,
-        folded text)``.
+    def _folded(self, text: str) -> _Folded | None:
+        """``fold_chars(text)`` when ``text`` passes the fast automaton, else None.
 
-        The normalised text is ``normalize(text).text`` without the offset map, computed in C
-        (one translate and one regex); the folded text (``fold_chars``) lets ``_normalized``
-        add the offsets without folding again. It is None for texts with a character from
-        ``FOLD_LIMIT`` up, which ``normalize`` handles one character at a time.
+        When none of the fast automaton's matches is a changing character, the only characters
+        to fold away are common separators: a regex removes them and yields their positions
+        (which ``normalize_folded`` needs) at a fraction of ``str.translate``'s cost over a
+        table of 256k entries. Texts with a character from ``FOLD_LIMIT`` up are normalised
+        one character at a time instead (``_Folded.norm``).
         """
-        if not self._fast_find(text):
+        fast = self._fast_find(text)
+        if not fast:
             return None
-        return self._after_fast(text)
+        changing = self._changing
+        if not any(pid < changing for pid, _, _ in fast):
+            return _Folded(*strip_separators(text))
+        if has_wide(text) is None:
+            return _Folded(fold_chars(text), None)
+        norm = normalize(text)
+        return _Folded(norm.text, None, norm)
 
-    def _after_fast(self, text: str) -> tuple[str, str | None] | None:
-        if has_wide(text) is not None:
-            return normalize(text).text, None
-        folded = fold_chars(text)
-        if not self._folded_find(folded):
+    def _prepared(self, text: str) -> _Prepared | None:
+        """``None`` when ``text`` provably holds no word or keyword, else its folded and
+        normalised forms (``normalize(text).text`` without the offset map)."""
+        folded = self._folded(text)
+        if folded is None:
             return None
-        return collapse_runs(folded), folded
+        if folded.norm is not None:
+            return _Prepared(folded.norm.text, folded)
+        if not self._folded_find(folded.text):
+            return None
+        return _Prepared(collapse_runs(folded.text), folded)
 
     @staticmethod
-    def _normalized(text: str, prepared: tuple[str, str | None]) -> Normalized:
-        collapsed, folded = prepared
-        return normalize(text) if folded is None else normalize_folded(text, folded, collapsed)
+    def _normalized(source: str, prepared: _Prepared) -> Normalized:
+        folded = prepared.folded
+        if folded.norm is not None:
+            return folded.norm
+        return normalize_folded(source, folded.text, prepared.text, folded.odd)
 
     def scan(self, text: str, author: Audience = Audience.ANY) -> tuple[Hit, ...]:
         """Hits sorted by start, for groups whose audience covers ``author``.
 
         Must-not words, allow-list phrases and boundaries are applied; spans are in ``text``.
         """
-        # The fast automaton's call inlined: nearly every message ends here. What passes it
-        # goes straight to the main automaton: the folded one exists to spare reply matching
-        # the run collapsing, and here it would clear too few messages to pay for itself.
-        fast = self._fast_find(text)
-        if not fast:
+        # What passes the fast automaton goes straight to the main one: the folded automaton
+        # spares reply matching the run collapsing, and here it would clear too few messages
+        # to pay for itself.
+        folded = self._folded(text)
+        if folded is None:
             return ()
-        changing = self._changing
-        if not any(pid < changing for pid, _, _ in fast):
-            # Only common separators to remove: cheaper than the full fold, and it finds the
-            # positions normalize_folded needs on the way.
-            folded, odd = strip_separators(text)
-        elif has_wide(text) is None:
-            folded, odd = fold_chars(text), None
-        else:
-            return self.scan_normalized(normalize(text), author, source=text)
-        collapsed = collapse_runs(folded)
-        matches = self._main_find(collapsed, overlapping=True)
+        prepared = _Prepared(
+            folded.norm.text if folded.norm is not None else collapse_runs(folded.text), folded
+        )
+        matches = self._main_find(prepared.text, overlapping=True)
         if not matches:
             return ()
-        return self._hits(normalize_folded(text, folded, collapsed, odd), matches, author, text)
+        return self._hits(self._normalized(text, prepared), matches, author, text)
 
     def scan_normalized(
         self, norm: Normalized, author: Audience = Audience.ANY, *, source: str | None = None
@@ -329,7 +351,7 @@ class Matcher:
     def match_reply(self, text: str) -> ReplyRule | None:
         """The first reply rule (highest priority, then file order) whose keywords match."""
         prepared = self._prepared(text)
-        return None if prepared is None else self._reply_for(prepared[0])
+        return None if prepared is None else self._reply_for(prepared.text)
 
     def reply_normalized(self, norm: Normalized) -> ReplyRule | None:
         """``match_reply`` on an already normalised text, without the fast path."""
@@ -354,7 +376,7 @@ class Matcher:
         prepared = self._prepared(text)
         if prepared is None:
             return Inspection((), None, self.version)
-        normalized = prepared[0]
+        normalized = prepared.text
         # Most texts that pass the fast path only hold a reply keyword (价格, 物流 ...): they need
         # no offset map, which is the costly part of normalising.
         matches = self._main_find(normalized, overlapping=True)
