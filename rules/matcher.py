@@ -181,7 +181,7 @@ class Matcher:
             for rule, _ in self._replies
         ]
         fast.update(k for _, kws in self._replies for k in kws)
-        # Bound methods: every message calls the first, so no attribute lookup is spared.
+        # Bound ``find_matches_as_indexes`` methods, looked up once: every message calls the first.
         raw = raw_patterns(fast)
         self._fast_find = _finder(raw.patterns)
         self._changing = raw.changing
@@ -226,35 +226,33 @@ class Matcher:
         """Conservative: False proves that ``text`` has no hit and no reply keyword."""
         return self._prepared(text) is not None
 
-    def _folded(self, text: str) -> _Folded | None:
-        """``fold_chars(text)`` when ``text`` passes the fast automaton, else None.
-
-        When none of the fast automaton's matches is a changing character, the only characters
-        to fold away are common separators: a regex removes them and yields their positions
-        (which ``normalize_folded`` needs) at a fraction of ``str.translate``'s cost over a
-        table of 256k entries. Texts with a character from ``FOLD_LIMIT`` up are normalised
-        one character at a time instead (``_Folded.norm``).
-        """
-        fast = self._fast_find(text)
-        if not fast:
-            return None
-        changing = self._changing
-        if not any(pid < changing for pid, _, _ in fast):
-            return _Folded(*strip_separators(text))
-        if has_wide(text) is None:
-            return _Folded(fold_chars(text), None)
-        norm = normalize(text)
-        return _Folded(norm.text, None, norm)
-
     def _prepared(self, text: str) -> _Prepared | None:
         """``None`` when ``text`` provably holds no word or keyword, else its folded and
         normalised forms (``normalize(text).text`` without the offset map)."""
-        folded = self._folded(text)
-        if folded is None:
-            return None
-        if folded.norm is not None:
-            return _Prepared(folded.norm.text, folded)
-        if not self._folded_find(folded.text):
+        fast = self._fast_find(text)
+        return self._prepare(text, fast, screen=True) if fast else None
+
+    def _prepare(
+        self, text: str, fast: list[tuple[int, int, int]], *, screen: bool
+    ) -> _Prepared | None:
+        """Fold and normalise ``text``, which the fast automaton matched (``fast``).
+
+        When none of those matches is a changing character, the only characters to fold away
+        are common separators: a regex removes them and yields their positions (which
+        ``normalize_folded`` needs) at a fraction of ``str.translate``'s cost over a table of
+        256k entries. Texts with a character from ``FOLD_LIMIT`` up are normalised one
+        character at a time instead (``_Folded.norm``). ``screen``: let the folded automaton
+        clear the text before its runs are collapsed (None when it does).
+        """
+        changing = self._changing
+        if not any(pid < changing for pid, _, _ in fast):
+            folded = _Folded(*strip_separators(text))
+        elif has_wide(text) is None:
+            folded = _Folded(fold_chars(text), None)
+        else:
+            norm = normalize(text)
+            return _Prepared(norm.text, _Folded(norm.text, None, norm))
+        if screen and not self._folded_find(folded.text):
             return None
         return _Prepared(collapse_runs(folded.text), folded)
 
@@ -273,12 +271,12 @@ class Matcher:
         # What passes the fast automaton goes straight to the main one: the folded automaton
         # spares reply matching the run collapsing, and here it would clear too few messages
         # to pay for itself.
-        folded = self._folded(text)
-        if folded is None:
+        fast = self._fast_find(text)
+        if not fast:
             return ()
-        prepared = _Prepared(
-            folded.norm.text if folded.norm is not None else collapse_runs(folded.text), folded
-        )
+        prepared = self._prepare(text, fast, screen=False)
+        if prepared is None:
+            return ()
         matches = self._main_find(prepared.text, overlapping=True)
         if not matches:
             return ()
@@ -315,9 +313,7 @@ class Matcher:
                 group = self._groups[t.group]
                 if not group.audience.covers(author):
                     continue
-                if (t.runs or t.ascii_edges or t.first_syllable or t.last_syllable) and not (
-                    _shape_ok(t, norm, a, b)
-                ):
+                if not _shape_ok(t, norm, a, b):
                     continue
                 if t.word_boundary:
                     window = (0, len(text)) if source is None else clause_span(norm, source, a, b)
@@ -328,12 +324,10 @@ class Matcher:
                         continue
                 if not self._group_allows(t.group, text, a, b, blocked):
                     continue
-                start, end = norm.starts[a], norm.ends[b - 1]
+                start, end = norm.span(a, b)
                 key = (start, end, t.group, t.word)
                 if key not in found:
                     found[key] = Hit(t.word, start, end, group.name, group.severity)
-        if len(found) < 2:
-            return tuple(found.values())
         return tuple(found[k] for k in sorted(found))
 
     def _group_allows(self, gi: int, text: str, a: int, b: int, blocked: dict[int, bool]) -> bool:

@@ -226,12 +226,9 @@ def normalize_folded(
     ends = list(range(1, n + 1))
     if odd is None:
         odd = [m.start() for m in _odd_chars().finditer(text)]
-    if len(folded) == n - len(odd):  # every odd character removed (widths are 0 or >= 2)
-        for i in reversed(odd):  # from the right, so index i is still character i
-            del starts[i], ends[i]
-    elif odd:
+    if odd:
         table = char_table()
-        for i in reversed(odd):
+        for i in reversed(odd):  # from the right, so index i is still character i
             width = len(table[text[i]])  # 0 (removed) or an expansion such as ⑩ -> 10
             if width:
                 starts[i : i + 1] = [i] * width
