@@ -43,6 +43,7 @@ __all__ = [
     "message_hits",
     "record_audit",
     "sent_cards",
+    "set_cards_sent",
     "update_alert",
     "update_joined",
 ]
@@ -156,12 +157,17 @@ _UPDATE_JOINED = (
 )
 
 
+# The statements below take their values as execute() parameters: ``.values(**kw)`` per call
+# built a new statement whose cache key SQLAlchemy then had to compute, several times the cost of
+# the INSERT itself on the group-commit writer's thread.
 _INSERT_ALERT = insert(ALERTS)
 _INSERT_LINK = insert(_LINKS)
 _INSERT_OUTBOX = insert(OUTBOX).returning(OUTBOX.c.id)
-# Statements above take their values as execute() parameters: ``.values(**kw)`` per call built a
-# new statement whose cache key SQLAlchemy then had to compute, several times the cost of the
-# INSERT itself on the group-commit writer's thread.
+_SET_CARDS_SENT = (
+    update(ALERTS)
+    .where(ALERTS.c.alert_id == bindparam("b_alert_id"))
+    .values(cards_sent=bindparam("b_cards_sent"))
+)
 
 
 def latest_alert_row(conn: Connection, conversation_id: str, kind: AlertKind) -> Any:
@@ -204,6 +210,11 @@ def update_alert(conn: Connection, alert: OpenAlert, **extra: Any) -> None:
     conn.execute(
         update(ALERTS).where(ALERTS.c.alert_id == alert.alert_id).values(**values, **extra)
     )
+
+
+def set_cards_sent(conn: Connection, alert_id: str, cards_sent: int) -> None:
+    """Record how many cards (first and re-notifications) ``alert_id`` has queued."""
+    conn.execute(_SET_CARDS_SENT, {"b_alert_id": alert_id, "b_cards_sent": cards_sent})
 
 
 def link_message(conn: Connection, alert_id: str, message_id: int) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import quote
 
-from sqlalchemy import Connection, bindparam, update
+from sqlalchemy import Connection, update
 
 from monitor import alert_store as store
 from monitor.alert_models import OutboxKind
@@ -54,14 +54,6 @@ class CardStyle:
         return f"{self.review_base.rstrip('/')}/conversations/{quote(conversation_id, safe='')}"
 
 
-_SET_CARDS_SENT = (
-    update(store.ALERTS)
-    .where(store.ALERTS.c.alert_id == bindparam("b_alert_id"))
-    .values(cards_sent=bindparam("b_cards_sent"))
-)
-"""Built once, like the statements of ``monitor.alert_store``."""
-
-
 def queue_card(
     conn: Connection,
     *,
@@ -91,9 +83,7 @@ def queue_card(
             wording=style.wording,
         )
         kind = OutboxKind.ESCALATION
-    conn.execute(
-        _SET_CARDS_SENT, {"b_alert_id": alert.alert_id, "b_cards_sent": row_cards_sent + 1}
-    )
+    store.set_cards_sent(conn, alert.alert_id, row_cards_sent + 1)
     return store.enqueue(
         conn,
         kind=kind,
