@@ -19,7 +19,7 @@ run: venv
 
 # Tests use the real PostgreSQL and Redis; `services` fails loudly, naming what to start.
 services: venv
-	$(BIN)/python tests/check_services.py
+	$(BIN)/python tests/support/services.py
 
 lint: venv
 	$(BIN)/ruff check .

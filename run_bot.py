@@ -23,11 +23,11 @@ from pathlib import Path
 import aiohttp
 
 from bot.config import Config, ConfigError, default_config_path, load_config
-from bot.preflight import check_services, config_notes
-from bot.runner import serve
-from bot.simulate import default_url, describe_alerts, describe_hits, simulate
-from monitor import archived_texts
-from monitor.export_cli import DEFAULT_TZ, export_command
+from bot.sandbox.simulate import default_url, describe_alerts, describe_hits, simulate
+from bot.web.preflight import check_services, config_notes
+from bot.web.runner import serve
+from monitor.archive import archived_texts
+from monitor.archive.export_cli import DEFAULT_TZ, export_command
 from rules.cli import backtest_command, check_command, scan_command
 from wecom_sdk.errors import WeComError
 

@@ -8,7 +8,7 @@ staff-misconduct group, one ``escalate_to``; nobody claims, so every alert escal
 The path is the production one: each message is an ``InboundRecord`` with an ``AlertIntake``
 effect stored by ``Archive.store_inbound`` (the alert and its outbox rows commit with the
 message), and an ``OutboxWorker`` delivers through a ``WeComClient`` to
-``tests.fakes.wecom_api.FakeWeCom`` served by aiohttp on 127.0.0.1 (:mod:`bench.alerts_env`).
+``wecom_sdk.testing.fake_api.FakeWeCom`` served by aiohttp on 127.0.0.1 (:mod:`bench.alerts_env`).
 It runs twice (:mod:`bench.alerts_sim`): a burst intake for throughput, then a replay in
 simulated time for delivery; :mod:`bench.alerts_check` verifies the per-member limits and that
 nothing was lost.

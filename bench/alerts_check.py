@@ -28,9 +28,9 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, func, select
 
-from monitor import alert_store as store
-from monitor.alert_models import AlertMessageLink, HeldAlertRecord, OutboxKind, OutboxStatus
-from monitor.models import MessageRecord
+from monitor.alerts import store
+from monitor.alerts.models import AlertMessageLink, HeldAlertRecord, OutboxKind, OutboxStatus
+from monitor.archive.models import MessageRecord
 
 __all__ = [
     "WECOM_PER_HOUR",

@@ -2,7 +2,7 @@
 
 Everything here is harness; what runs is the production code: ``Archive.store_inbound`` with an
 ``AlertIntake`` effect, the group-commit writer, ``WeComClient`` over real HTTP to
-``tests.fakes.wecom_api.FakeWeCom`` on a loopback port.
+``wecom_sdk.testing.fake_api.FakeWeCom`` on a loopback port.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from bench.pg_schema import fresh_schema
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from monitor import Archive, GroupCommitWriter
-    from monitor.alerts import AlertPolicy
-    from monitor.intake import AlertIntake, CardStyle
-    from monitor.models import InboundRecord
-    from tests.fakes.wecom_api import FakeWeCom
+    from monitor.alerts.intake import AlertIntake, CardStyle
+    from monitor.alerts.policy import AlertPolicy
+    from monitor.archive import Archive, GroupCommitWriter
+    from monitor.archive.models import InboundRecord
     from wecom_sdk.client import WeComClient
+    from wecom_sdk.testing.fake_api import FakeWeCom
 
 __all__ = [
     "Db",
@@ -105,7 +105,7 @@ class Db:
 @asynccontextmanager
 async def storage(url: str, stats: IntakeStats) -> AsyncIterator[Db]:
     """Engine, schema, started group-commit writer and archive on ``url``."""
-    from monitor import Archive, GroupCommitWriter, create_schema, make_engine
+    from monitor.archive import Archive, GroupCommitWriter, create_schema, make_engine
 
     engine = make_engine(url)
     try:
@@ -127,9 +127,9 @@ def record(
     message: ScenarioMessage, policy: AlertPolicy, style: CardStyle
 ) -> tuple[InboundRecord, AlertIntake]:
     """The ``InboundRecord`` the kf pipeline stores for ``message``, and its ``AlertIntake``."""
-    from monitor.alerts import AlertSubject
-    from monitor.intake import AlertIntake
-    from monitor.models import ArchivedHit, InboundRecord
+    from monitor.alerts.intake import AlertIntake
+    from monitor.alerts.policy import AlertSubject
+    from monitor.archive.models import ArchivedHit, InboundRecord
 
     subject = AlertSubject(
         conversation_id=message.conversation_id,
@@ -212,8 +212,8 @@ async def fake_wecom(
     clock: SimClock,
 ) -> AsyncIterator[tuple[FakeWeCom, list[tuple[datetime, dict[str, Any]]], WeComClient]]:
     """FakeWeCom on a loopback port, its accepted ``message/send`` attempts, and a client."""
-    from tests.fakes.wecom_api import FakeWeCom
     from wecom_sdk.client import WeComClient
+    from wecom_sdk.testing.fake_api import FakeWeCom
 
     fake = FakeWeCom(corp_id=CORP_ID, clock=clock.timestamp)
     attempts: list[tuple[datetime, dict[str, Any]]] = []
@@ -244,9 +244,9 @@ def next_due(engine: Engine, escalate_after_s: int) -> datetime | None:
     """Earliest pending outbox row or escalation to come (a read beside the writer)."""
     from sqlalchemy import func, select
 
-    from monitor import alert_store as store
-    from monitor.alert_models import OutboxStatus
-    from monitor.alerts import AlertStatus
+    from monitor.alerts import store
+    from monitor.alerts.models import OutboxStatus
+    from monitor.alerts.policy import AlertStatus
 
     outbox, alerts = store.OUTBOX, store.ALERTS
     with engine.connect() as conn:

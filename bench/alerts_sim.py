@@ -43,9 +43,9 @@ from bench.alerts_workload import ESCALATE_TO, GROUPS, MANAGERS, ScenarioMessage
 
 if TYPE_CHECKING:
     from bot.config import AlertsConfig
-    from monitor.alerts import AlertPolicy
-    from monitor.intake import AlertIntake, CardStyle
-    from monitor.models import InboundRecord
+    from monitor.alerts.intake import AlertIntake, CardStyle
+    from monitor.alerts.policy import AlertPolicy
+    from monitor.archive.models import InboundRecord
 
 __all__ = ["T0", "IntakeStats", "Report", "Settings", "simulate"]
 
@@ -117,8 +117,8 @@ class _Scenario:
 async def simulate(settings: Settings) -> Report:
     """Generate the scenario, run both phases, verify; the report says what broke, if anything."""
     from bot.config import AlertsConfig
-    from monitor.alerts import AlertPolicy
-    from monitor.intake import CardStyle
+    from monitor.alerts.intake import CardStyle
+    from monitor.alerts.policy import AlertPolicy
 
     config = AlertsConfig(managers=MANAGERS, escalate_to=ESCALATE_TO)
     messages = generate(
@@ -174,8 +174,8 @@ async def _replay_phase(
     scenario: _Scenario, report: Report
 ) -> tuple[dict[str, tuple[Any, ...]], Counter[str]]:
     """Phase 2: messages stored as simulated time reaches them, the worker draining each step."""
-    from monitor.alerts import RateLimit
-    from monitor.outbox import OutboxWorker
+    from monitor.alerts.outbox import OutboxWorker
+    from monitor.alerts.policy import RateLimit
 
     settings, config = scenario.settings, scenario.config
     records, times = scenario.records(), scenario.times

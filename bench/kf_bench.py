@@ -9,7 +9,7 @@ in 1,000-item pages, archives and inspects every item, decides, and answers thro
 ``kf/send_msg`` within WeCom's 5-message budget, handing customers over where it must.
 
 Everything is the production path over real HTTP on loopback (:mod:`bench.kf_env`): the bot
-from ``bot.server.create_app`` and ``tests.fakes.wecom_api.FakeWeCom(kf_strict=True)``, in this
+from ``bot.web.app.create_app`` and ``wecom_sdk.testing.fake_api.FakeWeCom(kf_strict=True)``, in this
 process, on uvloop as ``run_bot.py serve`` runs. Storage: a SQLite file in a temp dir, or a
 fresh schema on PostgreSQL (``--database-url``), with Redis for the pull lock and dedupe
 (``--redis-url``). Measured and checked in :mod:`bench.kf_measure`; the exit status is 1 when

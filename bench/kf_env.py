@@ -1,8 +1,8 @@
 """The kf benchmark's plumbing: storage, the fake WeCom and the bot, each on real HTTP.
 
-What runs is production code: :func:`bot.server.create_app` on a config written to a temp dir,
+What runs is production code: :func:`bot.web.app.create_app` on a config written to a temp dir,
 served by ``aiohttp.web.AppRunner`` on a free loopback port, its WeCom client pointed at
-``tests.fakes.wecom_api.FakeWeCom`` (``kf_strict``: WeCom's 5-message budget, pull tokens,
+``wecom_sdk.testing.fake_api.FakeWeCom`` (``kf_strict``: WeCom's 5-message budget, pull tokens,
 session states) served the same way. Both share this process and its event loop.
 """
 
@@ -30,7 +30,7 @@ from bench.messages import (
 from bench.pg_schema import fresh_schema
 
 if TYPE_CHECKING:
-    from tests.fakes.wecom_api import FakeWeCom
+    from wecom_sdk.testing.fake_api import FakeWeCom
 
 __all__ = [
     "HOST",
@@ -90,7 +90,7 @@ async def _serve(app: web.Application) -> tuple[web.AppRunner, int]:
 @asynccontextmanager
 async def fake_server() -> AsyncIterator[tuple[FakeWeCom, str]]:
     """``FakeWeCom(kf_strict=True)`` on a loopback port, and its ``api_base``."""
-    from tests.fakes.wecom_api import FakeWeCom
+    from wecom_sdk.testing.fake_api import FakeWeCom
 
     fake = FakeWeCom(corp_id=SAMPLE_CORP_ID, secret=SECRET, kf_strict=True)
     runner, port = await _serve(fake.app)
@@ -179,7 +179,7 @@ class BotServer:
 async def bot_server(config_path: Path) -> AsyncIterator[BotServer]:
     """The bot from ``config_path`` on a free loopback port, started and (afterwards) stopped."""
     from bot.config import load_config
-    from bot.server import create_app
+    from bot.web.app import create_app
 
     app = create_app(load_config(config_path, {}))  # no env: never a developer's DATABASE_URL
     runner, port = await _serve(app)

@@ -25,7 +25,7 @@ from bench.kf_workload import OPEN_KFID, SERVICER, Workload, build_workload
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
-    from tests.fakes.wecom_api import FakeWeCom
+    from wecom_sdk.testing.fake_api import FakeWeCom
 
 __all__ = ["POLL_S", "KfReport", "Settings", "measure"]
 
@@ -133,7 +133,7 @@ def _rows(engine: Engine, query: str) -> list[Any]:
 
 async def _drain(report: KfReport, app: Any, engine: Engine, t0: float) -> None:
     """Wait for the puller to go idle while polling the archive; fills the times."""
-    from bot.keys import KF_PULLER
+    from bot.web.keys import KF_PULLER
 
     n = report.settings.messages
 
@@ -216,7 +216,7 @@ def _collect(report: KfReport, fake: FakeWeCom, engine: Engine, t0: float) -> No
 
 async def measure(settings: Settings) -> KfReport:
     """Set everything up, run the drain once, check it; never raises for a failed invariant."""
-    from bot.keys import WRITER
+    from bot.web.keys import WRITER
 
     report = KfReport(settings)
     with (

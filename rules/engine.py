@@ -27,7 +27,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rules.errors import RuleFileError
-from rules.filters import token_bounds
+from rules.hit_filters import token_bounds
 from rules.loader import load_rules, rule_files
 from rules.log import rules_log
 from rules.matcher import Matcher, compile_rules

@@ -18,7 +18,7 @@ costs tens of automaton passes. The prefilter spellings are built in ``rules.nor
   the common separators (a regex), else by ``fold_chars`` (``str.translate``); texts with a
   character from ``FOLD_LIMIT`` up take ``normalize``.
 - ``main`` runs over the normalised text (overlapping matches) and yields candidate hits; only
-  then is the offset map built (``normalize_folded``) and the filters in ``rules.filters``
+  then is the offset map built (``normalize_folded``) and the filters in ``rules.hit_filters``
   keep or drop each candidate.
 - ``folded`` serves reply matching (``match_reply``, ``inspect``): over the folded text, before
   runs are collapsed, it clears what ``fast`` passed without the collapsing.
@@ -33,7 +33,7 @@ from typing import NamedTuple
 
 import ahocorasick_rs
 
-from rules.filters import (
+from rules.hit_filters import (
     ascii_edges_ok,
     clause_span,
     crosses_token,

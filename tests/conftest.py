@@ -17,10 +17,10 @@ import psycopg
 import pytest
 import redis.asyncio as aioredis
 
-from tests.check_services import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, START_HINTS
+from tests.support.services import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, START_HINTS
 
 # Storage fixtures (writer, commits, statements) shared by test_db and test_archive.
-pytest_plugins = ["tests.storage_support"]
+pytest_plugins = ["tests.support.storage"]
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)

@@ -50,7 +50,7 @@ def imported_roots(source: str, package: str) -> set[str]:
 
 def test_modules_found() -> None:
     names = {module_name(p) for p in MODULES}
-    assert {"wecom_sdk", "wecom_sdk.crypto", "wecom_sdk.messages"} <= names
+    assert {"wecom_sdk", "wecom_sdk.crypto", "wecom_sdk.messages.callback"} <= names
 
 
 @pytest.mark.parametrize("path", MODULES, ids=module_name)
@@ -85,8 +85,8 @@ def test_all_names_exist(path: Path) -> None:
 
 def test_checker_catches_violations() -> None:
     source = (
-        "import os\nfrom bot.server import x\nimport rules.engine as e\n"
-        "from ..messages import parse\nimportlib.import_module('monitor.archive')\n"
+        "import os\nfrom bot.web.app import x\nimport rules.engine as e\n"
+        "from ..messages import parse\nimportlib.import_module('monitor.archive.store')\n"
     )
     roots = imported_roots(source, "wecom_sdk.client")
     assert roots == {"os", "bot", "rules", "monitor", "wecom_sdk"}

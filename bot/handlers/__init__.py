@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.handlers.kf_events import router as kf_events_router
 from bot.handlers.reply_rules import router as reply_rules_router
-from bot.router import Router
+from bot.handlers.router import Router
 
 __all__ = ["build_root_router"]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from bot.context import Context
-from bot.router import Router
-from wecom_sdk.messages import KfMsgOrEvent, Message
+from bot.handlers.router import Router
+from bot.inbound.context import Context
+from wecom_sdk.messages.callback import KfMsgOrEvent, Message
 
 __all__ = ["KfEventsRouter", "KfNotices", "bind_kf_notices", "router"]
 

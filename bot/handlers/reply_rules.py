@@ -7,11 +7,11 @@ as numbered text; a link becomes a one-article news reply.
 
 from __future__ import annotations
 
-from bot.context import Context
-from bot.filters import Func
-from bot.router import Router
+from bot.handlers.filters import Func
+from bot.handlers.router import Router
+from bot.inbound.context import Context
 from rules.models import LinkReply, MenuReply, ReplyContent, TextReplyContent
-from wecom_sdk.messages import Message
+from wecom_sdk.messages.callback import Message
 from wecom_sdk.replies import Article, NewsReply, Reply, TextReply
 
 __all__ = ["render_content", "router"]

@@ -4,7 +4,7 @@ Modules: ``convert`` (kf item -> ChatMessage), ``lock`` (one puller per account)
 (notices, pages, periodic pass), ``page`` (archive + decide one page), ``plan`` / ``budget`` /
 ``handoff`` (pure decisions), ``replies`` (kf bodies, idempotent msgids), ``store`` / ``actions``
 (the kf tables), ``sender`` (perform actions), ``welcome``, ``resource`` (the app's ``kf_ctx``;
-not imported here, it needs ``bot.keys``, which needs this package).
+not imported here, it needs ``bot.web.keys``, which needs this package).
 """
 
 from __future__ import annotations

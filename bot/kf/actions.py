@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from monitor.kf_models import ActionStatus, KfActionRecord
+from monitor.archive.kf_models import ActionStatus, KfActionRecord
 
 __all__ = ["ActionRow", "finish_action", "pending_actions", "record_action"]
 

@@ -1,4 +1,4 @@
-"""A pulled kf item as the pipeline's channel-neutral :class:`~bot.chat_message.ChatMessage`.
+"""A pulled kf item as the pipeline's channel-neutral :class:`~bot.inbound.chat_message.ChatMessage`.
 
 origin 3 (customer) is inspected as ``CUSTOMER`` (customer-risk groups, reply rules), origin 5
 (servicer) as ``STAFF`` (staff-misconduct groups, no reply rules). System events (origin 4) and
@@ -13,9 +13,9 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from bot.chat_message import ChatMessage
+from bot.inbound.chat_message import ChatMessage
 from rules.models import Audience
-from wecom_sdk.kf_messages import KfAuthor, KfEvent, KfItem
+from wecom_sdk.messages.kf import KfAuthor, KfEvent, KfItem
 
 __all__ = ["CHANNEL", "conversation_id", "from_item", "from_unparsable", "key_of_msgid"]
 

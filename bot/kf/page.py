@@ -2,7 +2,7 @@
 
 Order of work (the no-data-loss rule, then the "never answer twice" rule):
 
-1. every item goes through the pipeline (:func:`bot.chat.feed`: dedupe, rules with the real
+1. every item goes through the pipeline (:func:`bot.inbound.chat.feed`: dedupe, rules with the real
    author, alerts, durable archive); one conversation's items in order, conversations side by
    side so their stores share group commits. Unparsable items are archived raw. A fresh
    ``enter_session`` gets its welcome as soon as it is stored (its code lives 20 s);
@@ -18,23 +18,23 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeGuard
 
-from bot.chat import feed
-from bot.chat_message import ChatMessage
 from bot.config import Config
+from bot.inbound.chat import feed
+from bot.inbound.chat_message import ChatMessage
+from bot.inbound.pipeline import Pipeline
 from bot.kf.convert import from_item, from_unparsable, key_of_msgid
 from bot.kf.log import kf_log
 from bot.kf.plan import Question
 from bot.kf.store import CustomerPage, Flag, PageCommit, commit_page, decided_keys
 from bot.kf.welcome import Welcomer
-from bot.metrics import BotMetrics
-from bot.pipeline import Pipeline
-from monitor import GroupCommitWriter
-from monitor.kf_models import MessageFlag
+from bot.web.metrics import BotMetrics
+from monitor.archive import GroupCommitWriter
+from monitor.archive.kf_models import MessageFlag
 from rules.engine import RuleEngine
 from rules.models import Audience
 from wecom_sdk.client import WeComClient
 from wecom_sdk.errors import KfItemError, WeComError
-from wecom_sdk.kf_messages import (
+from wecom_sdk.messages.kf import (
     KfAuthor,
     KfEnterSession,
     KfEvent,

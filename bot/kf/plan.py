@@ -22,10 +22,10 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.config import KfConfig
+from bot.kf.bodies import action_msgid, kf_body
 from bot.kf.budget import Budget, Value
 from bot.kf.handoff import BOT_STATES, handoff_reason, transfer_target
-from bot.kf.replies import action_msgid, kf_body
-from monitor.kf_models import ActionKind
+from monitor.archive.kf_models import ActionKind
 from rules.models import Inspection, MenuReply, ReplyRule, TextReplyContent
 
 __all__ = ["Action", "CustomerPlan", "CustomerView", "Question", "plan_customer"]

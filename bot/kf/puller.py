@@ -31,15 +31,15 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from bot.config import Config
+from bot.inbound.pipeline import Pipeline
 from bot.kf.lock import Lease, PullLocks
 from bot.kf.log import kf_log
 from bot.kf.page import PageWork
 from bot.kf.sender import KfSender
 from bot.kf.store import FencedOut, claim_fence, known_accounts
 from bot.kf.welcome import Welcomer
-from bot.metrics import BotMetrics
-from bot.pipeline import Pipeline
-from monitor import Archive, GroupCommitWriter
+from bot.web.metrics import BotMetrics
+from monitor.archive import Archive, GroupCommitWriter
 from monitor.errors import StorageError
 from rules.engine import RuleEngine
 from wecom_sdk.client import WeComClient

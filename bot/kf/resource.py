@@ -16,7 +16,10 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from bot.handlers.kf_events import bind_kf_notices
-from bot.keys import (
+from bot.kf.lock import MemoryPullLocks, PullLocks, RedisPullLocks
+from bot.kf.log import kf_log
+from bot.kf.puller import KfPuller
+from bot.web.keys import (
     ARCHIVE,
     CONFIG,
     KF_PULLER,
@@ -27,9 +30,6 @@ from bot.keys import (
     WECOM,
     WRITER,
 )
-from bot.kf.lock import MemoryPullLocks, PullLocks, RedisPullLocks
-from bot.kf.log import kf_log
-from bot.kf.puller import KfPuller
 
 __all__ = ["kf_ctx"]
 

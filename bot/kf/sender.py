@@ -17,12 +17,12 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.kf.actions import ActionRow, finish_action, pending_actions
+from bot.kf.bodies import plain_text
 from bot.kf.convert import CHANNEL, conversation_id
 from bot.kf.log import kf_log
-from bot.kf.replies import plain_text
-from bot.metrics import BotMetrics
-from monitor import Archive, GroupCommitWriter, InboundRecord
-from monitor.kf_models import ActionKind, ActionStatus
+from bot.web.metrics import BotMetrics
+from monitor.archive import Archive, GroupCommitWriter, InboundRecord
+from monitor.archive.kf_models import ActionKind, ActionStatus
 from wecom_sdk.client import WeComClient
 from wecom_sdk.errors import ApiError, TransportError
 

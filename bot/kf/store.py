@@ -26,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from bot.config import KfConfig
 from bot.kf.budget import Budget
 from bot.kf.plan import CustomerPlan, CustomerView, Question, plan_customer
-from monitor.kf_models import (
+from monitor.archive.kf_models import (
     ActionKind,
     ActionStatus,
     KfActionRecord,

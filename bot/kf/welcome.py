@@ -16,15 +16,15 @@ from datetime import UTC, datetime
 
 from bot.config import KfConfig
 from bot.kf.actions import record_action
+from bot.kf.bodies import KfBody, action_msgid, menu_body
 from bot.kf.log import kf_log
-from bot.kf.replies import KfBody, action_msgid, menu_body
 from bot.kf.sender import bot_record
-from monitor import Archive, GroupCommitWriter
-from monitor.kf_models import ActionKind, ActionStatus
+from monitor.archive import Archive, GroupCommitWriter
+from monitor.archive.kf_models import ActionKind, ActionStatus
 from rules.models import MenuOption
 from wecom_sdk.client import WeComClient
 from wecom_sdk.errors import WeComError
-from wecom_sdk.kf_messages import KfEnterSession
+from wecom_sdk.messages.kf import KfEnterSession
 
 __all__ = ["CODE_LIFE_S", "Welcomer", "welcome_body"]
 

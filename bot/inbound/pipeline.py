@@ -1,0 +1,207 @@
+"""The inbound pipeline: middleware stages around the router, in one declared order.
+
+Every stage has one signature, ``async def __call__(self, handler, msg, ctx)``, and calls ``handler``
+to continue (aiogram's onion). The order is written once, in ``build_pipeline``:
+
+    dedupe -> inspect (rules) -> alerts -> archive (awaited group commit) -> router
+
+The alert stage only attaches store effects (alert intake, card clicks) that the archive commits
+in the message's own transaction, so an acknowledged message always has its alert persisted.
+
+so a handler only ever runs for a message that is durably stored with its hits (the design's
+no-data-loss rule), and a WeCom retry of a stored message is dropped before it is inspected again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from functools import partial
+from typing import Protocol
+
+from bot.handlers.router import UNHANDLED, HandlerResult, Router
+from bot.inbound.chat_message import ChatMessage
+from bot.inbound.context import Context
+from bot.inbound.dedupe import DedupeStore
+from bot.log import pipeline_log
+from bot.web.metrics import BotMetrics
+from monitor.archive import Archive, ArchivedHit, InboundRecord
+from rules.engine import RuleEngine
+from wecom_sdk.messages.callback import Event, Message
+
+__all__ = [
+    "ArchiveStage",
+    "DedupeStage",
+    "Inbound",
+    "InspectStage",
+    "Middleware",
+    "NextHandler",
+    "Pipeline",
+    "build_pipeline",
+    "record_from_message",
+]
+
+Inbound = Message | ChatMessage
+"""What the pipeline takes: a parsed app callback, or a message of a chat channel (kf, archive)."""
+
+NextHandler = Callable[[Inbound, Context], Awaitable[HandlerResult]]
+
+
+class Middleware(Protocol):
+    """One pipeline stage."""
+
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
+        """Do this stage's work and call ``handler`` to continue (or not)."""
+
+
+def record_from_message(msg: Inbound, ctx: Context) -> InboundRecord:
+    """The archive row for a parsed WeCom message and the raw text it was parsed from."""
+    return InboundRecord(
+        dedupe_key=msg.dedupe_key,
+        channel=ctx.channel,
+        msg_type=msg.msg_type,
+        event=msg.event if isinstance(msg, Event | ChatMessage) else None,
+        from_user=msg.from_user,
+        to_user=msg.to_user,
+        agent_id=msg.agent_id,
+        create_time=msg.create_time,
+        content=msg.text,
+        raw=ctx.raw,
+        rules_version=ctx.inspection.rules_version if ctx.inspection is not None else None,
+        conversation_id=ctx.conversation_id or None,
+        direction=ctx.direction,
+        effects=ctx.effects,
+        hits=tuple(
+            ArchivedHit(
+                word=h.word, group=h.group, severity=int(h.severity), start=h.start, end=h.end
+            )
+            for h in ctx.hits
+        ),
+    )
+
+
+class DedupeStage:
+    """Drop WeCom's retries of a message that is already stored.
+
+    The key is remembered by ``ArchiveStage`` only after the commit, so a retry of a message whose store
+    failed goes through. When the dedupe store itself fails (Redis down), the message goes on: the
+    archive's unique key still makes the store idempotent.
+    """
+
+    def __init__(self, store: DedupeStore, metrics: BotMetrics) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
+        try:
+            seen = await self.store.seen(msg.dedupe_key)
+        except Exception as exc:  # a shared-state outage must not block intake
+            pipeline_log.warning("dedupe lookup failed (%s); relying on the archive key", exc)
+            seen = False
+        if seen:
+            self.metrics.dedupe_hits.inc()
+            pipeline_log.info("dropped WeCom retry of %s", msg.dedupe_key)
+            return None
+        return await handler(msg, ctx)
+
+
+class InspectStage:
+    """Run the rules over the message's text: hits (stored with it) and the reply decision.
+
+    The audience is ``ctx.author``: app messages come from members writing to the app, so every
+    group applies (``Audience.ANY``); chat channels pass the real author (customer or servicer).
+    """
+
+    def __init__(self, rules: RuleEngine) -> None:
+        self.rules = rules
+
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
+        text = msg.text
+        if text:
+            try:
+                # The engine reads its current rule version once, so one message's hits never
+                # mix two versions even while a reload swaps them.
+                ctx.inspection = self.rules.inspect(
+                    text, ctx.author, customer_id=ctx.customer_id or msg.from_user
+                )
+            except Exception:
+                # A rules bug must not lose the message: store it uninspected (rules_version
+                # stays empty, so a backtest can find it) rather than fail every WeCom retry.
+                pipeline_log.exception("rules inspection failed for %s", msg.dedupe_key)
+        return await handler(msg, ctx)
+
+
+class ArchiveStage:
+    """Store the message durably (group commit) before anything else happens to it."""
+
+    def __init__(self, archive: Archive, dedupe: DedupeStore, metrics: BotMetrics) -> None:
+        self.archive = archive
+        self.dedupe = dedupe
+        self.metrics = metrics
+
+    async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
+        # A StorageError propagates: the callback answers 5xx and WeCom retries.
+        result = await self.archive.store_inbound(record_from_message(msg, ctx))
+        ctx.message_id = result.message_id
+        try:
+            await self.dedupe.remember(msg.dedupe_key)
+        except Exception as exc:
+            pipeline_log.warning("dedupe remember failed (%s); message is stored", exc)
+        if not result.inserted:
+            # Stored by an earlier delivery whose answer WeCom did not get: do not handle it twice.
+            self.metrics.dedupe_hits.inc()
+            return None
+        for callback in ctx.after_store:
+            callback()
+        return await handler(msg, ctx)
+
+
+class Pipeline:
+    """The composed stages plus the router at the centre."""
+
+    def __init__(
+        self, stages: Sequence[Middleware], router: Router, *, handler_timeout_s: float = 3.0
+    ) -> None:
+        self.stages = tuple(stages)
+        self.router = router
+        self.handler_timeout_s = handler_timeout_s
+        chain: NextHandler = self._route
+        for stage in reversed(self.stages):
+            chain = partial(stage, chain)
+        self._chain = chain
+
+    async def _route(self, msg: Inbound, ctx: Context) -> HandlerResult:
+        # The message is already stored here: a slow or failing handler costs the reply, never data.
+        if isinstance(msg, ChatMessage):
+            return None  # chat channels answer through their own API, not a passive reply
+        try:
+            async with asyncio.timeout(self.handler_timeout_s):
+                result = await self.router.dispatch(msg, ctx)
+        except TimeoutError:
+            pipeline_log.warning("handler for %s timed out; answering without reply", msg.msg_type)
+            return None
+        except Exception:
+            pipeline_log.exception("handler for %s failed; answering without reply", msg.msg_type)
+            return None
+        return None if result is UNHANDLED else result  # type: ignore[return-value]
+
+    async def __call__(self, msg: Inbound, ctx: Context) -> HandlerResult:
+        """Run ``msg`` through every stage and the router."""
+        return await self._chain(msg, ctx)
+
+
+def build_pipeline(
+    *,
+    archive: Archive,
+    dedupe: DedupeStore,
+    rules: RuleEngine,
+    router: Router,
+    metrics: BotMetrics,
+    alerts: Middleware | None = None,
+) -> Pipeline:
+    """The stage order, written once."""
+    stages: list[Middleware] = [DedupeStage(dedupe, metrics), InspectStage(rules)]
+    if alerts is not None:
+        stages.append(alerts)
+    stages.append(ArchiveStage(archive, dedupe, metrics))
+    return Pipeline(stages, router)

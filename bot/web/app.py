@@ -1,0 +1,61 @@
+"""The aiohttp app factory: typed app state, routes, and the resources' ``cleanup_ctx``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from bot.config import Config
+from bot.handlers import build_root_router
+from bot.handlers.router import Router
+from bot.inbound.callback import handle_callback_get, handle_callback_post
+from bot.sandbox.pages import add_sandbox_routes
+from bot.web.health import handle_healthz, handle_metrics
+from bot.web.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER, SANDBOX
+from bot.web.metrics import BotMetrics
+from bot.web.resources import RESOURCES
+from wecom_sdk.crypto import MsgCrypto
+
+__all__ = ["create_app"]
+
+
+def create_app(
+    config: Config,
+    *,
+    router: Router | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """Build the bot's web application.
+
+    Args:
+        config: validated configuration.
+        router: the handler tree; defaults to the shipped handlers (``bot.handlers``).
+        clock: time source for the callback timestamp window (tests inject a frozen one).
+    """
+    app = web.Application(client_max_size=config.server.max_body_bytes)
+    app[CONFIG] = config
+    app[CRYPTO] = MsgCrypto(
+        config.wecom.token,
+        config.wecom.encoding_aes_key,
+        config.wecom.corp_id,
+        max_skew_s=config.server.timestamp_skew_s,
+        clock=clock,
+    )
+    registry = CollectorRegistry()
+    app[REGISTRY] = registry
+    app[METRICS] = BotMetrics.create(registry)
+    app[ROUTER] = router or build_root_router()
+    app.cleanup_ctx.extend(RESOURCES)
+
+    path = config.server.callback_path
+    app.router.add_get(path, handle_callback_get)
+    app.router.add_post(path, handle_callback_post)
+    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/metrics", handle_metrics)
+    if not config.wecom.secret:
+        # No secret: outbound calls are recorded by the sandbox instead of sent; show them.
+        add_sandbox_routes(app, SANDBOX)
+    return app

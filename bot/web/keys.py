@@ -1,0 +1,61 @@
+"""Typed application state: every resource the app owns is declared here as a ``web.AppKey``.
+
+Nothing lives in module globals, which is what makes ``serve --workers N`` safe: each worker process
+builds its own app and its own resources in ``cleanup_ctx``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from bot.config import Config
+from bot.handlers.router import Router
+from bot.inbound.alert_stage import AlertStage
+from bot.inbound.dedupe import DedupeStore
+from bot.inbound.pipeline import Pipeline
+from bot.kf.puller import KfPuller
+from bot.web.metrics import BotMetrics
+from monitor.alerts.outbox import OutboxWorker
+from monitor.archive.sandbox_log import SandboxLog
+from monitor.archive.store import Archive
+from monitor.archive.writer import GroupCommitWriter
+from rules.engine import RuleEngine
+from wecom_sdk.client import WeComClient
+from wecom_sdk.crypto import MsgCrypto
+
+__all__ = [
+    "ALERT_STAGE",
+    "ARCHIVE",
+    "CONFIG",
+    "CRYPTO",
+    "DEDUPE",
+    "KF_PULLER",
+    "METRICS",
+    "OUTBOX",
+    "PIPELINE",
+    "REGISTRY",
+    "ROUTER",
+    "RULES",
+    "SANDBOX",
+    "WECOM",
+    "WRITER",
+]
+
+CONFIG = web.AppKey("config", Config)
+CRYPTO = web.AppKey("crypto", MsgCrypto)
+ARCHIVE = web.AppKey("archive", Archive)
+DEDUPE = web.AppKey("dedupe", DedupeStore)
+PIPELINE = web.AppKey("pipeline", Pipeline)
+REGISTRY = web.AppKey("registry", CollectorRegistry)
+METRICS = web.AppKey("metrics", BotMetrics)
+RULES = web.AppKey("rules", RuleEngine)
+ROUTER = web.AppKey("router", Router)
+WRITER = web.AppKey("writer", GroupCommitWriter)
+WECOM = web.AppKey("wecom", WeComClient)
+OUTBOX = web.AppKey("outbox", OutboxWorker)
+ALERT_STAGE = web.AppKey("alert_stage", AlertStage)
+#: The 微信客服 puller; absent when ``[kf].enabled`` is false.
+KF_PULLER = web.AppKey("kf_puller", KfPuller)
+#: Set only when no ``[wecom].secret`` is configured: outbound calls are recorded, not sent.
+SANDBOX = web.AppKey("sandbox", SandboxLog)

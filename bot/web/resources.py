@@ -1,0 +1,199 @@
+"""The app's resources, each created and closed in one ``cleanup_ctx`` generator, in order:
+storage (engine + group-commit writer + archive), shared state (Redis or in-process: dedupe),
+rules (engine, file watcher, SIGHUP reload), alerts (WeCom client or sandbox, outbox worker),
+then the pipeline that uses them all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from bot.config import Config
+from bot.inbound.alert_stage import AlertPolicies, AlertStage, card_style
+from bot.inbound.dedupe import DedupeStore, MemoryDedupe, RedisDedupe
+from bot.inbound.pipeline import build_pipeline
+from bot.kf.resource import kf_ctx
+from bot.log import server_log
+from bot.sandbox.transport import SandboxTransport
+from bot.web.keys import (
+    ALERT_STAGE,
+    ARCHIVE,
+    CONFIG,
+    DEDUPE,
+    METRICS,
+    OUTBOX,
+    PIPELINE,
+    ROUTER,
+    RULES,
+    SANDBOX,
+    WECOM,
+    WRITER,
+)
+from monitor.alerts.outbox import OutboxSettings, OutboxWorker
+from monitor.alerts.policy import RateLimit
+from monitor.archive import Archive, GroupCommitWriter, create_schema, make_engine
+from monitor.archive.sandbox_log import SandboxLog
+from rules.engine import RuleEngine
+from wecom_sdk.client import RedisTokenCache, WeComClient
+
+__all__ = ["RESOURCES"]
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The archive: engine, schema, group-commit writer; flushed and closed last."""
+    settings = app[CONFIG].storage
+    engine = make_engine(
+        settings.database_url,
+        sqlite_synchronous=settings.sqlite_synchronous,  # type: ignore[arg-type]
+    )
+    writer = GroupCommitWriter(engine, on_commit=app[METRICS].observe_commit)
+    try:
+        create_schema(engine)
+        await writer.start()
+        app[WRITER] = writer
+        app[ARCHIVE] = Archive(writer)
+        yield
+    finally:
+        # Runs after the server stopped taking requests and drained in-flight ones.
+        await writer.close()
+        engine.dispose()
+        server_log.info("storage closed; pending group commit flushed")
+
+
+async def dedupe_ctx(app: web.Application) -> AsyncIterator[None]:
+    """WeCom-retry dedupe: Redis when configured (shared by workers), else in-process."""
+    settings = app[CONFIG].storage
+    store: DedupeStore
+    client: aioredis.Redis | None = None
+    if settings.redis_url:
+        # A blocking pool: a burst of callbacks waits for a connection rather than failing
+        # its dedupe lookup ("Too many connections") and falling back to the archive key.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=100, timeout=5
+        )
+        client = aioredis.Redis(connection_pool=pool)
+        store = RedisDedupe(
+            client, ttl_s=settings.dedupe_ttl_s, prefix=f"{settings.redis_prefix}dedupe:"
+        )
+    else:
+        store = MemoryDedupe(ttl_s=settings.dedupe_ttl_s)
+    app[DEDUPE] = store
+    try:
+        yield
+    finally:
+        await store.close()
+        if client is not None:
+            await client.aclose(close_connection_pool=True)  # the pool was given, not owned
+
+
+async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The rule engine, its file watcher and a SIGHUP handler that reloads at once."""
+    settings = app[CONFIG].rules
+    # Loading jieba's dictionary and compiling take a moment: off the event loop.
+    engine = await asyncio.to_thread(
+        RuleEngine, settings.paths, poll_interval_s=settings.reload_interval_s
+    )
+    app[RULES] = engine
+    watcher = asyncio.create_task(engine.watch(), name="sentinel-rules-watch")
+    loop = asyncio.get_running_loop()
+    reloading: set[asyncio.Task[bool]] = set()
+
+    def on_sighup() -> None:
+        task = asyncio.ensure_future(asyncio.to_thread(engine.reload))
+        reloading.add(task)
+        task.add_done_callback(reloading.discard)
+
+    hooked = False
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)  # main thread, POSIX only
+        hooked = True
+    server_log.info("rules version %s loaded from %s", engine.version, settings.paths)
+    try:
+        yield
+    finally:
+        if hooked:
+            loop.remove_signal_handler(signal.SIGHUP)
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def _wecom_client(
+    config: Config, writer: GroupCommitWriter, redis: aioredis.Redis | None
+) -> tuple[WeComClient, SandboxLog | None]:
+    """The real API client when a secret is configured, else one that talks to the sandbox."""
+    wc = config.wecom
+    agent_id = int(wc.agent_id) if wc.agent_id else None
+    if wc.secret:
+        cache = (
+            RedisTokenCache(redis, prefix=f"{config.storage.redis_prefix}wecom:")
+            if redis is not None
+            else None
+        )
+        client = WeComClient(
+            wc.corp_id, wc.secret, api_base=wc.api_base, agent_id=agent_id, token_cache=cache
+        )
+        return client, None
+    log = SandboxLog(writer)
+    transport = SandboxTransport(log, wc.corp_id, agent_id)
+    client = WeComClient(
+        wc.corp_id, "sandbox", api_base=wc.api_base, agent_id=agent_id, transport=transport
+    )
+    return client, log
+
+
+async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Manager alerts: the WeCom client (or the sandbox), the outbox worker and the alert stage."""
+    config = app[CONFIG]
+    redis = aioredis.Redis.from_url(config.storage.redis_url) if config.storage.redis_url else None
+    client, sandbox = _wecom_client(config, app[WRITER], redis)
+    app[WECOM] = client
+    if sandbox is not None:
+        app[SANDBOX] = sandbox
+        server_log.info("no [wecom].secret: outbound WeCom calls go to the sandbox (/sandbox/)")
+    policies = AlertPolicies(config, app[RULES])
+    style = card_style(config)
+    alerts = config.alerts
+    worker = OutboxWorker(
+        app[WRITER],
+        client,
+        policies.current,
+        style,
+        settings=OutboxSettings(robot_webhook=alerts.robot_webhook),
+        rate=RateLimit(per_minute=alerts.max_per_minute, per_hour=alerts.max_per_hour),
+        metrics=app[METRICS],
+    )
+    app[OUTBOX] = worker
+    app[ALERT_STAGE] = AlertStage(policies, style, app[METRICS], worker.wake)
+    task = asyncio.create_task(worker.run(), name="sentinel-outbox")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.close()
+        if redis is not None:
+            await redis.aclose()
+
+
+async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The inbound pipeline over the resources above."""
+    app[PIPELINE] = build_pipeline(
+        archive=app[ARCHIVE],
+        dedupe=app[DEDUPE],
+        rules=app[RULES],
+        router=app[ROUTER],
+        metrics=app[METRICS],
+        alerts=app[ALERT_STAGE],
+    )
+    yield
+
+
+RESOURCES = (storage_ctx, dedupe_ctx, rules_ctx, alerts_ctx, pipeline_ctx, kf_ctx)

@@ -1,0 +1,141 @@
+"""Database engines: URL normalisation, durable SQLite/PostgreSQL settings, schema creation.
+
+:class:`~monitor.archive.writer.GroupCommitWriter` (the group-commit writer) and its
+:class:`~monitor.archive.writer.BulkOp` protocol live in ``monitor.archive.writer`` and are re-exported here.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy.engine import URL, make_url
+from sqlmodel import SQLModel
+
+from monitor.alerts import models as _alert_models  # noqa: F401  (the alert tables, likewise)
+from monitor.archive import kf_models as _kf_models  # noqa: F401  (the kf tables, likewise)
+from monitor.archive import models as _models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from monitor.archive.writer import SQLITE_BEGIN_OPTION, BulkOp, GroupCommitWriter
+from monitor.errors import SchemaMismatch
+
+__all__ = ["BulkOp", "GroupCommitWriter", "create_schema", "make_engine", "normalize_url"]
+
+_PG_CONNECT_TIMEOUT_S = 5
+_SCHEMA_LOCK_KEY = 0x5E17_0001  # PostgreSQL advisory lock id guarding create_schema
+_WAL_SWITCH_TIMEOUT_S = 5.0
+
+
+def normalize_url(url: str) -> str:
+    """Point ``postgresql://`` and ``postgres://`` URLs at psycopg 3; leave others unchanged."""
+    for scheme in ("postgresql://", "postgres://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+def make_engine(url: str, *, sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL") -> Engine:
+    """Create the sync SQLAlchemy engine for a SQLite file or PostgreSQL URL.
+
+    Durability of a committed transaction:
+
+    - SQLite runs in WAL mode. With ``synchronous=FULL`` (the default) every commit is fsynced:
+      it survives ``kill -9`` and power loss / OS crashes. ``NORMAL`` fsyncs only at checkpoints:
+      a commit survives a process crash (``kill -9``) but the last commits may be lost on power
+      loss or an OS crash.
+    - PostgreSQL, with its default ``synchronous_commit=on``, survives both.
+
+    SQLite also gets ``busy_timeout=5000`` and ``foreign_keys=ON`` on every connection; PostgreSQL
+    gets ``pool_pre_ping`` (a restarted server is reconnected transparently) and a 5 s connect
+    timeout unless the URL sets one. In-memory SQLite is refused: it is not an archive.
+    """
+    sa_url = make_url(normalize_url(url))
+    backend = sa_url.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(sa_url, sqlite_synchronous)
+    if backend == "postgresql":
+        connect_args = (
+            {} if "connect_timeout" in sa_url.query else {"connect_timeout": _PG_CONNECT_TIMEOUT_S}
+        )
+        return create_engine(sa_url, pool_pre_ping=True, connect_args=connect_args)
+    raise ValueError(f"unsupported database backend {backend!r} (use sqlite or postgresql)")
+
+
+def _sqlite_engine(url: URL, synchronous: Literal["FULL", "NORMAL"]) -> Engine:
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"sqlite_synchronous must be FULL or NORMAL, not {synchronous!r}")
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("mode") == "memory":
+        raise ValueError("in-memory SQLite is not durable; give a file path")
+    Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    pragmas = (
+        "PRAGMA busy_timeout=5000",
+        f"PRAGMA synchronous={synchronous}",
+        "PRAGMA foreign_keys=ON",
+    )
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # pysqlite BEGINs lazily and only before DML; taking that over (SQLAlchemy's documented
+        # recipe) makes begin() a real BEGIN, so reads inside a transaction are consistent too.
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        try:
+            for pragma in pragmas:
+                cursor.execute(pragma)
+            _enable_wal(cursor)
+        finally:
+            cursor.close()
+
+    def on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    # Switching to WAL needs a moment of exclusive access and SQLite answers "database is locked"
+    # at once, ignoring busy_timeout, while another connection (another worker starting up) holds
+    # the file. The mode is persistent, so a file someone else already switched is fine as it is.
+    deadline = time.monotonic() + _WAL_SWITCH_TIMEOUT_S
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
+                return
+            time.sleep(0.01)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create every missing archive table (no migrations yet); safe to race from N workers."""
+    # Every worker of `serve --workers N` runs this at start-up: serialise them, or two could both
+    # see a table missing and the second CREATE would fail.
+    locked = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+    with locked.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
+        SQLModel.metadata.create_all(conn)
+        _check_columns(conn)
+
+
+def _check_columns(conn: Connection) -> None:
+    # create_all never alters an existing table: a database made by an older version would make
+    # every store fail with "no such column". Refuse to start instead, naming what is missing.
+    inspector = inspect(conn)
+    for table in SQLModel.metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = sorted(c.name for c in table.columns if c.name not in present)
+        if missing:
+            raise SchemaMismatch(
+                f"table {table.name!r} lacks column(s) {', '.join(missing)}: the database was "
+                "created by an older version of wecom-sentinel; migrate it or start with a new one"
+            )

@@ -1,0 +1,299 @@
+"""Streaming export of the archive: one row per archived message, as CSV or JSON lines.
+
+:func:`export_rows` reads messages with a streamed query (a server-side cursor on PostgreSQL, a
+lazily stepped cursor on SQLite) and their hits with ONE query per chunk of messages, so memory
+stays bounded by the chunk size however large the archive is. :func:`write_csv` and
+:func:`write_jsonl` turn the rows into bytes on a binary stream.
+
+Columns, in order: ``id, time, create_time, channel, conversation, sender, direction, msg_type,
+event, text, hits, rules_version``. ``time`` is when the archive received the message and
+``create_time`` WeCom's CreateTime, both ISO 8601 with the offset of the chosen time zone.
+
+CSV is made for Excel: UTF-8 with a BOM, CRLF line ends, fields quoted when they hold a comma,
+quote or line break (a line break inside a text stays in its cell). A NULL is an empty cell. A text
+cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading apostrophe
+so a spreadsheet shows it instead of running it as a formula (CSV injection, per OWASP): such a
+cell reads back with that apostrophe. ``hits`` is ``word(group,severity label)[start:end]`` joined
+by ``"; "``, e.g. ``维权(客户维权风险,高)[2:4]``.
+
+JSON lines: one object per line with the same keys, UTF-8 unescaped, NULL as ``null``, ``hits`` a
+list of ``{"word", "group", "severity", "start", "end"}`` with ``severity`` the lower-case name
+(``high``) as ``rules scan`` writes it; ``text[start:end]`` is the matched span.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any, BinaryIO
+
+from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, func, select
+
+from monitor.archive.models import HitRecord, MessageRecord
+from rules.models import Severity
+
+__all__ = [
+    "COLUMNS",
+    "ExportHit",
+    "ExportRow",
+    "count_messages",
+    "csv_hits",
+    "export_rows",
+    "neutralize_formula",
+    "row_values",
+    "write_csv",
+    "write_jsonl",
+]
+
+COLUMNS = (
+    "id",
+    "time",
+    "create_time",
+    "channel",
+    "conversation",
+    "sender",
+    "direction",
+    "msg_type",
+    "event",
+    "text",
+    "hits",
+    "rules_version",
+)
+"""The export's columns (CSV header, JSON keys), in order."""
+
+DEFAULT_CHUNK = 1000
+"""Messages per fetched chunk, and so per hits query (far below SQLite's bound-parameter limit)."""
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+_MESSAGE: Table = MessageRecord.__table__  # type: ignore[attr-defined]  # set by the metaclass
+_HIT: Table = HitRecord.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportHit:
+    """One stored hit: ``text[start:end]`` matched ``word`` of ``group``."""
+
+    word: str
+    group: str
+    severity: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """One archived message with its hits (in span order), as exported."""
+
+    id: int
+    received_at: datetime
+    create_time: int
+    channel: str
+    conversation: str | None
+    sender: str
+    direction: str | None
+    msg_type: str
+    event: str | None
+    text: str | None
+    rules_version: str | None
+    hits: tuple[ExportHit, ...]
+
+
+def _where(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+    for bound in (since, until):
+        if bound is not None and bound.tzinfo is None:
+            raise ValueError("since/until must be timezone-aware datetimes")
+    received = _MESSAGE.c.received_at
+    return [
+        *([received >= since] if since is not None else []),
+        *([received < until] if until is not None else []),
+    ]
+
+
+def count_messages(
+    conn: Connection, *, since: datetime | None = None, until: datetime | None = None
+) -> int:
+    """How many messages :func:`export_rows` yields for the same bounds (for a progress total)."""
+    query = select(func.count()).select_from(_MESSAGE).where(*_where(since, until))
+    return int(conn.execute(query).scalar_one())
+
+
+def _messages_query(since: datetime | None, until: datetime | None) -> Select[Any]:
+    m = _MESSAGE.c
+    return (
+        select(
+            m.id,
+            m.received_at,
+            m.create_time,
+            m.channel,
+            m.conversation_id.label("conversation"),
+            m.from_user.label("sender"),
+            m.direction,
+            m.msg_type,
+            m.event,
+            m.content.label("text"),
+            m.rules_version,
+        )
+        .where(*_where(since, until))
+        .order_by(m.id)
+    )
+
+
+_HITS_QUERY = (
+    select(
+        _HIT.c.message_id,
+        _HIT.c.word,
+        _HIT.c.rule_group,
+        _HIT.c.severity,
+        _HIT.c.span_start,
+        _HIT.c.span_end,
+    )
+    .where(_HIT.c.message_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_HIT.c.message_id, _HIT.c.span_start, _HIT.c.id)
+)
+"""The hits of one chunk of messages: a single query per chunk, never one per message."""
+
+
+def _hits_of(conn: Connection, ids: Sequence[int]) -> dict[int, tuple[ExportHit, ...]]:
+    found: dict[int, list[ExportHit]] = {}
+    for message_id, word, group, severity, start, end in conn.execute(_HITS_QUERY, {"ids": ids}):
+        found.setdefault(message_id, []).append(ExportHit(word, group, severity, start, end))
+    return {message_id: tuple(hits) for message_id, hits in found.items()}
+
+
+def export_rows(
+    conn: Connection,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    chunk_size: int = DEFAULT_CHUNK,
+) -> Generator[ExportRow, None, None]:
+    """Archived messages received in ``[since, until)`` (aware datetimes), oldest id first.
+
+    Rows are streamed ``chunk_size`` at a time; each chunk's hits come from one query. Run it
+    inside one transaction (``conn.begin()``) so the rows, their hits and a
+    :func:`count_messages` taken before all see the same snapshot.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be positive")
+    # Per statement: Connection.execution_options() would change the connection itself, and the
+    # hits queries must stay plain buffered ones.
+    result = conn.execute(
+        _messages_query(since, until), execution_options={"yield_per": chunk_size}
+    )
+    try:
+        for chunk in result.partitions():
+            hits = _hits_of(conn, [row.id for row in chunk])
+            for row in chunk:
+                yield ExportRow(**row._mapping, hits=hits.get(row.id, ()))
+    finally:
+        result.close()  # an abandoned export releases its server-side cursor at once
+
+
+def _iso(moment: datetime, tz: tzinfo) -> str:
+    return moment.astimezone(tz).isoformat(timespec="milliseconds")
+
+
+def _create_time(seconds: int, tz: tzinfo) -> str:
+    try:
+        return datetime.fromtimestamp(seconds, UTC).astimezone(tz).isoformat()
+    except (OverflowError, OSError, ValueError):  # WeCom sent nonsense: keep the number as sent
+        return str(seconds)
+
+
+def _severity(value: int, *, label: bool) -> str:
+    """``高`` (label) or ``high`` (name); a value outside the enum stays a number."""
+    try:
+        severity = Severity(value)
+    except ValueError:
+        return str(value)
+    return severity.label if label else severity.name.lower()
+
+
+def csv_hits(hits: Iterable[ExportHit]) -> str:
+    """The CSV ``hits`` cell: ``维权(客户维权风险,高)[2:4]; ...`` (empty when no hits)."""
+    return "; ".join(
+        f"{h.word}({h.group},{_severity(h.severity, label=True)})[{h.start}:{h.end}]" for h in hits
+    )
+
+
+def row_values(row: ExportRow, tz: tzinfo) -> dict[str, Any]:
+    """``row`` as the JSON object of one line (keys in :data:`COLUMNS` order)."""
+    return {
+        "id": row.id,
+        "time": _iso(row.received_at, tz),
+        "create_time": _create_time(row.create_time, tz),
+        "channel": row.channel,
+        "conversation": row.conversation,
+        "sender": row.sender,
+        "direction": row.direction,
+        "msg_type": row.msg_type,
+        "event": row.event,
+        "text": row.text,
+        "hits": [
+            {
+                "word": h.word,
+                "group": h.group,
+                "severity": _severity(h.severity, label=False),
+                "start": h.start,
+                "end": h.end,
+            }
+            for h in row.hits
+        ],
+        "rules_version": row.rules_version,
+    }
+
+
+def neutralize_formula(cell: str) -> str:
+    """Prefix ``'`` to a cell a spreadsheet would run as a formula (starts with = + - @ tab CR)."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def _csv_cells(row: ExportRow, tz: tzinfo) -> list[str | int]:
+    texts = (
+        _iso(row.received_at, tz),
+        _create_time(row.create_time, tz),
+        row.channel,
+        row.conversation,
+        row.sender,
+        row.direction,
+        row.msg_type,
+        row.event,
+        row.text,
+        csv_hits(row.hits),
+        row.rules_version,
+    )
+    return [row.id, *(neutralize_formula(t) if t else "" for t in texts)]
+
+
+def write_csv(rows: Iterable[ExportRow], out: BinaryIO, *, tz: tzinfo) -> int:
+    """Write a header and ``rows`` to ``out`` as Excel-ready CSV; return the number of rows."""
+    # newline="" hands line ends to the csv module: CRLF between records, a text's own line
+    # breaks kept verbatim inside its quoted cell.
+    text = io.TextIOWrapper(out, encoding="utf-8", errors="replace", newline="")
+    count = 0
+    try:
+        text.write("\ufeff")  # the BOM: without it Excel reads UTF-8 as the local code page
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow(_csv_cells(row, tz))
+            count += 1
+        text.flush()
+    finally:
+        text.detach()  # leave ``out`` open: the caller owns it
+    return count
+
+
+def write_jsonl(rows: Iterable[ExportRow], out: BinaryIO, *, tz: tzinfo) -> int:
+    """Write ``rows`` to ``out`` as JSON lines (UTF-8, ``\\n`` ends); return the number of rows."""
+    count = 0
+    for row in rows:
+        line = json.dumps(row_values(row, tz), ensure_ascii=False) + "\n"
+        out.write(line.encode("utf-8", errors="replace"))
+        count += 1
+    return count

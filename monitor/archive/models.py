@@ -1,0 +1,151 @@
+"""Archive tables (SQLModel) and the plain record the bot hands to the archive.
+
+Alert tables live in ``monitor.alerts.models``; the hash chain is added by a later issue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import Connection, DateTime, Dialect, Text
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "DEDUPE_KEY_MAX",
+    "ArchivedHit",
+    "HitRecord",
+    "InboundRecord",
+    "MessageRecord",
+    "StoreEffect",
+    "UTCDateTime",
+]
+
+DEDUPE_KEY_MAX = 128
+"""Longest accepted dedupe key (a MsgId, or a 64-char SHA-256 hex digest for events)."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    SQLite has no timezone type and hands back naive values; PostgreSQL's ``timestamptz`` answers
+    in the session's time zone. Both are normalised so callers always get an aware UTC datetime.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given for a UTC column")
+        value = value.astimezone(UTC)
+        # SQLite would store the offset as text and then fail to compare it; store naive UTC there.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class MessageRecord(SQLModel, table=True):
+    """One inbound message or event exactly as received, keyed by its dedupe key.
+
+    Only ``dedupe_key`` has a length limit (checked before insert): a long user id must never make
+    a message unstorable, since that would turn into endless WeCom retries.
+    """
+
+    __tablename__ = "message"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=DEDUPE_KEY_MAX, unique=True, index=True)
+    channel: str
+    """Where it came from: ``app`` (self-built app callback); later ``kf`` and ``msgaudit``."""
+    msg_type: str
+    """WeCom MsgType (text, image, event, ...)."""
+    event: str | None = None
+    from_user: str
+    to_user: str
+    agent_id: str | None = None
+    create_time: int
+    """WeCom's CreateTime (Unix seconds, as sent)."""
+    content: str | None = Field(default=None, sa_type=Text)
+    """The text of text messages."""
+    raw: str = Field(sa_type=Text)
+    """The decrypted XML/JSON as received, UTF-8 text."""
+    received_at: datetime = Field(sa_type=UTCDateTime, index=True)
+    rules_version: str | None = None
+    """Version of the rule set that inspected it (None: not inspected, e.g. an event)."""
+    conversation_id: str | None = Field(default=None, index=True)
+    """The chat it belongs to: ``app:<userid>``, ``kf:<open_kfid>:<external_userid>``, ..."""
+    direction: str | None = None
+    """Who wrote it: ``customer``, ``staff``, ``member`` (app), ``system`` or ``bot``."""
+
+
+class HitRecord(SQLModel, table=True):
+    """One sensitive-word hit in an archived message (the span is in the message's ``content``)."""
+
+    __tablename__ = "hit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    word: str
+    """The canonical word as written in the rule file."""
+    rule_group: str
+    severity: int
+    """``rules.models.Severity`` value: 1 low .. 4 critical."""
+    span_start: int
+    span_end: int
+    """``content[span_start:span_end]`` is the matched text (Python str indices)."""
+    rules_version: str
+
+
+class StoreEffect(Protocol):
+    """Extra writes that must commit atomically with a newly archived message."""
+
+    @property
+    def order_key(self) -> str:
+        """Effects of one batch run sorted by this, so concurrent batches lock in one order."""
+
+    def apply(self, conn: Connection, message_id: int, now: datetime) -> None:
+        """Write, on the message's transaction; raising fails (and retries) the store."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedHit:
+    """A hit as the bot hands it to the archive, stored with its message in one transaction."""
+
+    word: str
+    group: str
+    severity: int
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InboundRecord:
+    """What the bot hands to :meth:`monitor.archive.store.Archive.store_inbound`: a message to store."""
+
+    dedupe_key: str
+    channel: str
+    msg_type: str
+    from_user: str
+    to_user: str
+    create_time: int
+    raw: str
+    event: str | None = None
+    agent_id: str | None = None
+    content: str | None = None
+    rules_version: str | None = None
+    conversation_id: str | None = None
+    direction: str | None = None
+    hits: tuple[ArchivedHit, ...] = ()
+    #: Work done in the message's own transaction, only when this store inserted it (not for a
+    #: WeCom retry of a stored message): alert intake, card clicks.
+    effects: tuple[StoreEffect, ...] = ()

@@ -1,0 +1,290 @@
+"""The server as an operator runs it: a subprocess killed with -9, stopped with SIGTERM, run with
+several workers; and the CLI's simulate and check commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import aiohttp
+import pytest
+from sqlalchemy import text
+
+from monitor.archive import make_engine
+from tests.support.app import (
+    AES_KEY,
+    CORP_ID,
+    TOKEN,
+    ServerProcess,
+    free_port,
+    sealed_post,
+    text_xml,
+    write_config,
+)
+from tests.support.paths import REPO
+from wecom_sdk.crypto import MsgCrypto
+
+
+def archived_keys(database_url: str) -> set[str]:
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return {row[0] for row in conn.execute(text("SELECT dedupe_key FROM message"))}
+    finally:
+        engine.dispose()
+
+
+async def post_many(
+    base: str,
+    first_id: int,
+    count: int,
+    concurrency: int = 16,
+    answered: dict[int, int] | None = None,
+) -> dict[int, int]:
+    """POST ``count`` distinct messages; return msg_id -> HTTP status for those that got an answer
+    (filled in as answers arrive, into ``answered`` when given)."""
+    crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
+    answered = {} if answered is None else answered
+    queue = list(range(first_id, first_id + count))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            msg_id = queue.pop(0)
+            body, query = sealed_post(crypto, text_xml(f"第{msg_id}条消息，我要投诉", msg_id))
+            try:
+                async with session.post(f"{base}/wecom/callback", params=query, data=body) as resp:
+                    await resp.read()
+                    answered[msg_id] = resp.status
+            except (TimeoutError, aiohttp.ClientError):
+                continue  # the server went away mid-request: no answer, WeCom would retry
+
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return answered
+
+
+async def until_answered(progress: dict[int, int], count: int, timeout: float = 15.0) -> None:
+    """Wait until ``count`` callbacks have been answered (so the server is mid-stream)."""
+    deadline = time.monotonic() + timeout
+    while len(progress) < count and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+    started: list[ServerProcess] = []
+
+    def start(database_url: str, **kwargs: object) -> ServerProcess:
+        port = free_port()
+        workers = kwargs.pop("workers", None)
+        config = write_config(tmp_path, database_url, port=port, **kwargs)  # type: ignore[arg-type]
+        server = ServerProcess(config, port, workers=workers)  # type: ignore[arg-type]
+        started.append(server)
+        server.wait_ready()
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+async def test_kill_9_right_after_2xx_loses_nothing(server_factory, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory(database_url)
+    loop = asyncio.get_running_loop()
+    progress: dict[int, int] = {}
+    sending = asyncio.ensure_future(post_many(server.base, 1000, 400, 24, progress))
+    # Kill while callbacks are in flight, as soon as a first batch has been acknowledged.
+    await until_answered(progress, 20)
+    await loop.run_in_executor(None, server.signal, signal.SIGKILL)
+    answered = await sending
+    ok = {mid for mid, status in answered.items() if status == 200}
+    assert ok, f"no callback was acknowledged before the kill:\n{server.output()}"
+    stored = archived_keys(database_url)
+    lost = {mid for mid in ok if f"msg:{mid}" not in stored}
+    assert not lost, f"{len(lost)} acknowledged messages missing after kill -9"
+
+
+async def test_sigterm_drains_in_flight_and_flushes(server_factory, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory(database_url)
+    progress: dict[int, int] = {}
+    sending = asyncio.ensure_future(post_many(server.base, 5000, 300, 24, progress))
+    await until_answered(progress, 20)
+    server.signal(signal.SIGTERM)
+    answered = await sending
+    code = await asyncio.get_running_loop().run_in_executor(None, server.wait)
+    assert code == 0, server.output()
+    statuses = set(answered.values())
+    assert statuses <= {200}, f"in-flight callbacks were not drained cleanly: {statuses}"
+    stored = archived_keys(database_url)
+    assert all(f"msg:{mid}" in stored for mid in answered)
+    assert "storage closed" in server.output()
+
+
+async def test_several_workers_share_the_port(  # type: ignore[no-untyped-def]
+    server_factory, pg_schema_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    server = server_factory(
+        pg_schema_url, redis_url=redis_url, redis_prefix=redis_prefix, workers=2
+    )
+    pids = set()
+    deadline = (
+        time.monotonic() + 20
+    )  # the second worker may still be starting after the first answers
+    while len(pids) < 2 and time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{server.base}/healthz", timeout=2) as resp:
+            pids.add(json.load(resp)["pid"])
+    assert len(pids) == 2, "SO_REUSEPORT did not spread connections over both workers"
+    answered = await post_many(server.base, 9000, 100)
+    assert set(answered.values()) == {200}
+    # The same 100 again (WeCom retries), possibly to the other worker: dropped, stored once.
+    again = await post_many(server.base, 9000, 100)
+    assert set(again.values()) == {200}
+    assert len({k for k in archived_keys(pg_schema_url) if k.startswith("msg:9")}) == 100
+    # SIGHUP (reload the rules) is forwarded to the workers; it must not kill the supervisor.
+    server.signal(signal.SIGHUP)
+    await asyncio.sleep(1.0)
+    assert server.proc.poll() is None
+    assert set((await post_many(server.base, 9500, 20)).values()) == {200}
+    server.signal(signal.SIGTERM)
+    assert await asyncio.get_running_loop().run_in_executor(None, server.wait) == 0
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_bot.py"), *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_simulate_round_trip(server_factory, sqlite_url: str) -> None:  # type: ignore[no-untyped-def]
+    server = server_factory(sqlite_url)
+    url = f"{server.base}/wecom/callback"
+    config = str(server.log_path.parent / "config.toml")  # the server's own, same archive
+    done = run_cli("simulate", "--text", "你好", "--url", url, "--config", config)
+    assert done.returncode == 0, done.stderr
+    assert "HTTP 200" in done.stdout
+    assert "reply text: 您好！我是智能助手" in done.stdout
+    assert "no sensitive words" in done.stdout
+    risky = run_cli(
+        "simulate", "--text", "我要维 权！", "--from", "lisi", "--url", url, "--config", config
+    )
+    assert risky.returncode == 0
+    assert "no passive reply" in risky.stdout
+    assert "命中「维权」 原文「维 权」 客户维权风险（高）" in risky.stdout
+    assert len(archived_keys(sqlite_url)) == 2
+
+
+def test_simulate_without_server_is_a_clear_error() -> None:
+    done = run_cli(
+        "simulate", "--text", "你好", "--url", f"http://127.0.0.1:{free_port()}/wecom/callback"
+    )
+    assert done.returncode == 1
+    assert "is the bot running" in done.stderr
+
+
+def test_check_names_the_bad_key(tmp_path: Path, sqlite_url: str) -> None:
+    good = write_config(tmp_path, sqlite_url)
+    assert run_cli("check", "--config", str(good)).returncode == 0
+    bad_key = tmp_path / "bad.toml"
+    bad_key.write_text(good.read_text().replace(AES_KEY, AES_KEY[:40]), encoding="utf-8")
+    done = run_cli("check", "--config", str(bad_key))
+    assert done.returncode == 2
+    assert "[wecom].encoding_aes_key" in done.stderr
+    assert "must be 43 characters" in done.stderr
+    no_corp = tmp_path / "nocorp.toml"
+    no_corp.write_text(good.read_text().replace(f'corp_id = "{CORP_ID}"', ""), encoding="utf-8")
+    assert "[wecom].corp_id" in run_cli("check", "--config", str(no_corp)).stderr
+    broken_rules = tmp_path / "broken.toml"
+    broken_rules.write_text('[[group]]\nname = "x"\nseverity = "huge"\nwords = ["a"]\n', "utf-8")
+    with_rules = write_config(tmp_path, sqlite_url, extra=f'[rules]\npaths = ["{broken_rules}"]\n')
+    done = run_cli("check", "--config", str(with_rules))
+    assert done.returncode == 2
+    assert "[rules].paths" in done.stderr
+    assert f"{broken_rules}:3:" in done.stderr  # file:line of the bad severity
+    unreachable = write_config(tmp_path, f"postgresql://nobody:pw@127.0.0.1:{free_port()}/x")
+    done = run_cli("serve", "--config", str(unreachable))
+    assert done.returncode == 2
+    assert "[storage].database_url: cannot connect" in done.stderr
+    assert "pw@" not in done.stderr  # the password is never printed
+
+
+def test_workers_without_redis_refused(tmp_path: Path, sqlite_url: str) -> None:
+    config = write_config(tmp_path, sqlite_url)
+    done = run_cli("serve", "--config", str(config), "--workers", "2")
+    assert done.returncode == 2
+    assert "[server].workers" in done.stderr
+    assert "redis_url" in done.stderr
+
+
+RULES_V1 = """
+[[group]]
+name = "测试组"
+severity = "high"
+audience = "any"
+words = ["甲乙丙丁"]
+"""
+
+
+async def test_sighup_reloads_rules_without_restart(  # type: ignore[no-untyped-def]
+    server_factory, tmp_path: Path, sqlite_url: str
+) -> None:
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "test.toml").write_text(RULES_V1, encoding="utf-8")
+    # A long poll interval, so only SIGHUP can explain a reload within the test.
+    extra = f'[rules]\npaths = ["{rules_dir}"]\nreload_interval_s = 3600.0\n'
+    server = server_factory(sqlite_url, extra=extra)
+    crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
+
+    async def send(msg_id: int, content: str) -> None:
+        body, query = sealed_post(crypto, text_xml(content, msg_id))
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(f"{server.base}/wecom/callback", params=query, data=body) as resp,
+        ):
+            assert resp.status == 200
+
+    def hit_words(msg_id: int) -> list[str]:
+        engine = make_engine(sqlite_url)
+        try:
+            with engine.connect() as conn:
+                return [
+                    row[0]
+                    for row in conn.execute(
+                        text(
+                            "SELECT hit.word FROM hit JOIN message ON hit.message_id = message.id "
+                            "WHERE message.dedupe_key = :key"
+                        ),
+                        {"key": f"msg:{msg_id}"},
+                    )
+                ]
+        finally:
+            engine.dispose()
+
+    await send(1, "甲乙丙丁 和 戊己庚辛")
+    assert hit_words(1) == ["甲乙丙丁"]
+    (rules_dir / "test.toml").write_text(
+        RULES_V1.replace('["甲乙丙丁"]', '["甲乙丙丁", "戊己庚辛"]'), encoding="utf-8"
+    )
+    server.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 15
+    msg_id = 2
+    while time.monotonic() < deadline:
+        await send(msg_id, "甲乙丙丁 和 戊己庚辛")
+        if len(hit_words(msg_id)) == 2:
+            break
+        msg_id += 1
+        await asyncio.sleep(0.2)
+    assert sorted(hit_words(msg_id)) == ["戊己庚辛", "甲乙丙丁"], server.output()
+    assert server.proc.poll() is None  # reloaded, not restarted

@@ -1,0 +1,62 @@
+"""Fixtures and helpers shared by the storage tests (test_db, test_archive).
+
+Each test module defines its own ``engine`` fixture (with the tables it needs); the fixtures here
+build on whichever ``engine`` the requesting module provides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy import Connection, Engine, event
+
+from monitor.archive import GroupCommitWriter
+
+__all__ = ["Gate", "commits", "statements", "writer"]
+
+
+@pytest.fixture
+def commits() -> list[int]:
+    """Batch sizes, one entry per committed transaction (the writer's on_commit hook)."""
+    return []
+
+
+@pytest.fixture
+async def writer(engine: Engine, commits: list[int]) -> AsyncIterator[GroupCommitWriter]:
+    """A started writer on the module's engine, closed (and flushed) after the test."""
+    async with GroupCommitWriter(engine, on_commit=lambda size, _s: commits.append(size)) as w:
+        yield w
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[str]]:
+    """Every SQL statement sent to the database (BEGIN included on SQLite), in order."""
+    seen: list[str] = []
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+class Gate:
+    """A unit holding the writer thread until released, so the next units queue up as one batch."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, conn: Connection) -> str:
+        self.entered.set()
+        self.release.wait(10)
+        return "gate"
+
+    async def hold(self, writer: GroupCommitWriter) -> asyncio.Task[str]:
+        task = asyncio.create_task(writer.run(self))
+        assert await asyncio.to_thread(self.entered.wait, 5)
+        return task
