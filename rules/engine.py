@@ -1,18 +1,15 @@
-"""RuleEngine: the current compiled rules, hot reload, and the per-customer reply gates.
+"""RuleEngine: the current compiled rules, hot reload, and the time-of-day reply gate.
 
 One message is always inspected with one rule version: the engine keeps an immutable ``_Loaded``
 (rule set + compiled :class:`~rules.matcher.Matcher`) in a single attribute, ``inspect`` reads that
 attribute once, and a reload replaces it with one assignment. A broken edit never takes effect: the
 previous rules keep running and the problems are logged (logger ``sentinel.rules``).
 
-Reply gates applied after matching:
-
-- ``active_hours``: a reply rule outside its windows (local time of the injected clock) does not
-  answer, and the next matching rule by priority that is active answers instead;
-- ``cooldown_s``: the same customer does not get the same rule's answer again within the cooldown
-  (no fall-through: the customer was just answered). The last-answered times live in a bounded
-  in-process LRU, so they are per worker and lost on restart; the kf work moves them to Redis
-  (``SET key 1 NX EX cooldown_s``) so every worker shares them.
+``inspect`` is a pure function of (text, author, time) and the rules in force. It applies
+``active_hours``: a reply rule outside its windows (local time of the injected clock) does not
+answer, and the next matching rule by priority that is active answers instead. A rule's
+``cooldown_s`` is per customer and shared by every worker, so the bot applies it to the chosen
+rule (:mod:`bot.inbound.cooldowns`), not this engine.
 """
 
 from __future__ import annotations
@@ -20,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -35,9 +31,6 @@ from rules.models import Audience, Inspection, ReplyRule, RuleSet
 from rules.normalize import fold_chars
 
 __all__ = ["RuleEngine"]
-
-#: How many (customer, reply rule) cooldown entries are kept before the oldest are forgotten.
-DEFAULT_COOLDOWN_CAPACITY = 100_000
 
 _Stamp = tuple[tuple[str, int, int], ...]
 
@@ -57,9 +50,8 @@ class RuleEngine:
 
     Args:
         paths: rule files and folders (``[rules] paths``).
-        clock: seconds since the epoch; injected so tests control active hours and cooldowns.
+        clock: seconds since the epoch; injected so tests control active hours.
         poll_interval_s: how often :meth:`watch` looks at the files.
-        cooldown_capacity: bound of the in-process cooldown table.
 
     Raises:
         RuleFileError: the initial rules are invalid (a server must not start without rules).
@@ -71,14 +63,10 @@ class RuleEngine:
         *,
         clock: Callable[[], float] = time.time,
         poll_interval_s: float = 2.0,
-        cooldown_capacity: int = DEFAULT_COOLDOWN_CAPACITY,
     ) -> None:
         self._paths = tuple(paths)
         self._clock = clock
         self._poll_interval_s = poll_interval_s
-        self._cooldown_capacity = cooldown_capacity
-        self._cooldowns: OrderedDict[tuple[str, str], float] = OrderedDict()
-        self._cooldown_lock = threading.Lock()
         # Serialises reloads and compiles: two reloads (watch + a manual one) never interleave.
         self._compile_lock = threading.Lock()
         # Stamp before loading: a change made during the load is seen by the next poll.
@@ -159,15 +147,13 @@ class RuleEngine:
         text: str,
         author: Audience = Audience.ANY,
         *,
-        customer_id: str | None = None,
         now: float | None = None,
     ) -> Inspection:
-        """Hits and the automatic reply for one message, all from one rule version.
+        """Hits and the reply rule chosen for one message, all from one rule version.
 
         Args:
             text: the message text.
             author: who wrote it (selects the groups by audience).
-            customer_id: the customer answered; without one, cooldowns are not applied.
             now: epoch seconds (default: the clock); active hours use its local time.
         """
         loaded = self._loaded  # read once: the whole inspection uses this version
@@ -175,16 +161,9 @@ class RuleEngine:
         if result.reply is None:
             return result
         moment = self._clock() if now is None else now
-        reply: ReplyRule | None = result.reply
-        if not _active(result.reply, moment):
-            reply = self._active_matcher(loaded, moment).match_reply(text)
-        if (
-            reply is not None
-            and customer_id is not None
-            and not self._take(customer_id, reply, moment)
-        ):
-            reply = None
-        return replace(result, reply=reply)
+        if _active(result.reply, moment):
+            return result
+        return replace(result, reply=self._active_matcher(loaded, moment).match_reply(text))
 
     def _active_matcher(self, loaded: _Loaded, moment: float) -> Matcher:
         active = tuple(r for r in loaded.rules.replies if _active(r, moment))
@@ -197,21 +176,6 @@ class RuleEngine:
                     sub = RuleSet(groups=(), replies=active, version=loaded.rules.version)
                     matcher = loaded.reply_matchers[key] = compile_rules(sub)
         return matcher
-
-    def _take(self, customer_id: str, rule: ReplyRule, moment: float) -> bool:
-        """Whether ``rule`` may answer ``customer_id`` now; records the answer if so."""
-        if rule.cooldown_s <= 0:
-            return True
-        key = (customer_id, rule.name)
-        with self._cooldown_lock:
-            last = self._cooldowns.get(key)
-            if last is not None and moment - last < rule.cooldown_s:
-                return False
-            self._cooldowns[key] = moment
-            self._cooldowns.move_to_end(key)
-            while len(self._cooldowns) > self._cooldown_capacity:
-                self._cooldowns.popitem(last=False)
-        return True
 
 
 def _active(rule: ReplyRule, moment: float) -> bool:

@@ -11,8 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bot.inbound.context import Context
-from wecom_sdk.messages.callback import Event, Message, TextMessage
+from bot.inbound.context import Context, Inbound
+from wecom_sdk.messages.callback import Event, TextMessage
 
 __all__ = [
     "And",
@@ -34,7 +34,7 @@ class Filter(ABC):
     """Base of every filter; supports ``&``, ``|`` and ``~``."""
 
     @abstractmethod
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         """Decide whether the handler applies to ``msg``."""
 
     def __and__(self, other: Filter) -> Filter:
@@ -53,7 +53,7 @@ class And(Filter):
     def __init__(self, *parts: Filter) -> None:
         self.parts = parts
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         merged: dict[str, Any] = {}
         for part in self.parts:
             result = await part(msg, ctx)
@@ -70,7 +70,7 @@ class Or(Filter):
     def __init__(self, *parts: Filter) -> None:
         self.parts = parts
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         for part in self.parts:
             result = await part(msg, ctx)
             if result:
@@ -84,7 +84,7 @@ class Invert(Filter):
     def __init__(self, inner: Filter) -> None:
         self.inner = inner
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         return not await self.inner(msg, ctx)
 
 
@@ -92,11 +92,11 @@ class Func(Filter):
     """Wrap a plain predicate, sync or async."""
 
     def __init__(
-        self, predicate: Callable[[Message, Context], FilterResult | Awaitable[FilterResult]]
+        self, predicate: Callable[[Inbound, Context], FilterResult | Awaitable[FilterResult]]
     ) -> None:
         self.predicate = predicate
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         result = self.predicate(msg, ctx)
         if isinstance(result, Awaitable):
             return await result
@@ -109,7 +109,7 @@ class MsgType(Filter):
     def __init__(self, *types: str) -> None:
         self.types = frozenset(t.lower() for t in types)
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         return msg.msg_type.lower() in self.types
 
 
@@ -119,7 +119,7 @@ class EventIs(Filter):
     def __init__(self, *names: str) -> None:
         self.names = frozenset(n.lower() for n in names)
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         return isinstance(msg, Event) and msg.event.lower() in self.names
 
 
@@ -135,7 +135,7 @@ class Keyword(Filter):
         self.words = tuple(words)
         self.exact = exact
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         if not isinstance(msg, TextMessage):
             return False
         text = msg.content.strip()
@@ -151,7 +151,7 @@ class Regex(Filter):
     def __init__(self, pattern: str | re.Pattern[str]) -> None:
         self.pattern = re.compile(pattern) if isinstance(pattern, str) else pattern
 
-    async def __call__(self, msg: Message, ctx: Context) -> FilterResult:
+    async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
         if not isinstance(msg, TextMessage):
             return False
         found = self.pattern.search(msg.content)

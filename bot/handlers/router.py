@@ -18,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Final, TypeAlias
 
 from bot.handlers.filters import And, EventIs, Filter, MsgType
-from bot.inbound.context import Context
-from wecom_sdk.messages.callback import Message
+from bot.inbound.context import Context, Inbound
 from wecom_sdk.replies import Reply
 
 __all__ = ["UNHANDLED", "Handler", "HandlerResult", "Router"]
@@ -85,7 +84,7 @@ class Router:
         kind: Filter = EventIs(*names) if names else MsgType("event")
         return lambda fn: self.register(fn, kind, *filters)
 
-    async def dispatch(self, msg: Message, ctx: Context) -> HandlerResult | _Unhandled:
+    async def dispatch(self, msg: Inbound, ctx: Context) -> HandlerResult | _Unhandled:
         """Run the first handler whose filters pass; ``UNHANDLED`` when none does."""
         for handler in self._handlers:
             passed = await handler.filter(msg, ctx)

@@ -123,12 +123,13 @@ class AlertStage:
 
 
 def _subject(msg: Inbound, ctx: Context) -> AlertSubject:
+    facts = ctx.facts
     return AlertSubject(
-        conversation_id=ctx.conversation_id or f"{ctx.channel}:{msg.from_user}",
-        customer_id=ctx.customer_id or msg.from_user,
-        customer_name=ctx.customer_name,
-        staff_userid=ctx.staff_userid,
-        author=ctx.author,
+        conversation_id=facts.conversation_id or f"{facts.channel}:{msg.from_user}",
+        customer_id=facts.customer_id or msg.from_user,
+        customer_name=facts.customer_name,
+        staff_userid=facts.staff_userid,
+        author=facts.author,
         text=msg.text or "",
         hits=ctx.hits,
         # Replaced by the message's received_at inside the store transaction.

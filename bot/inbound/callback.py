@@ -13,10 +13,10 @@ import time
 
 from aiohttp import web
 
-from bot.inbound.context import Context
+from bot.inbound.context import ChannelFacts, Context
 from bot.inbound.reply_step import seal_reply
-from bot.log import callback_log, pipeline_log
-from bot.web.keys import CONFIG, CRYPTO, METRICS, PIPELINE
+from bot.log import callback_log
+from bot.web.keys import CONFIG, CRYPTO, METRICS, PIPELINE, SERVICES
 from monitor.errors import StorageError
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.errors import (
@@ -29,7 +29,7 @@ from wecom_sdk.errors import (
 )
 from wecom_sdk.messages.callback import Message, parse
 
-__all__ = ["handle_callback_get", "handle_callback_post"]
+__all__ = ["app_facts", "handle_callback_get", "handle_callback_post"]
 
 _TEXT_PLAIN = "text/plain"
 
@@ -87,6 +87,20 @@ def _describe(exc: CryptoError | XmlError) -> str:
     return f"invalid callback (errcode {exc.errcode})"
 
 
+def app_facts(msg: Message, raw: str) -> ChannelFacts:
+    """What an app callback says about ``msg``: a member writing to the app, answered passively.
+
+    Each member is one conversation, and the customer of it.
+    """
+    return ChannelFacts(
+        channel="app",
+        raw=raw,
+        passive_reply=True,
+        conversation_id=f"app:{msg.from_user}",
+        customer_id=msg.from_user,
+    )
+
+
 async def handle_callback_post(request: web.Request) -> web.Response:
     """Receive one pushed message or event; answer only after it is durably stored."""
     started = time.perf_counter()
@@ -139,15 +153,7 @@ async def _post(request: web.Request) -> web.Response:
     except _Rejected as rejected:
         return _reject(request, "POST", rejected.status, rejected.reason)
 
-    # App callbacks come from members writing to the app: one conversation per member.
-    ctx = Context(
-        config=app[CONFIG],
-        log=pipeline_log,
-        channel="app",
-        raw=raw,
-        conversation_id=f"app:{msg.from_user}",
-        customer_id=msg.from_user,
-    )
+    ctx = Context(app_facts(msg, raw), app[SERVICES])
     try:
         result = await app[PIPELINE](msg, ctx)
     except StorageError as exc:

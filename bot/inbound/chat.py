@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from bot.config import Config
 from bot.inbound.chat_message import ChatMessage
-from bot.inbound.context import Context
+from bot.inbound.context import ChannelFacts, Context, Services
 from bot.inbound.pipeline import Pipeline
 from bot.log import pipeline_log
 from rules.models import Audience, Inspection
 
-__all__ = ["DIRECTIONS", "ChatMessage", "ChatOutcome", "feed"]
+__all__ = ["DIRECTIONS", "ChatMessage", "ChatOutcome", "chat_facts", "feed"]
 
 DIRECTIONS = {
     Audience.CUSTOMER: "customer",
@@ -36,17 +36,12 @@ class ChatOutcome:
     inspection: Inspection | None
 
 
-async def feed(pipeline: Pipeline, config: Config, msg: ChatMessage) -> ChatOutcome:
-    """Run ``msg`` through the pipeline; returns once it is durably archived (or was already).
-
-    Raises:
-        monitor.errors.StorageError: the archive failed; the caller must not advance its cursor.
-    """
-    ctx = Context(
-        config=config,
-        log=pipeline_log,
+def chat_facts(msg: ChatMessage) -> ChannelFacts:
+    """What a chat channel knows about ``msg``; it answers through its own API, never passively."""
+    return ChannelFacts(
         channel=msg.channel,
         raw=msg.raw,
+        passive_reply=False,
         author=msg.author,
         direction=DIRECTIONS.get(msg.author, "system"),
         conversation_id=msg.conversation_id,
@@ -54,7 +49,14 @@ async def feed(pipeline: Pipeline, config: Config, msg: ChatMessage) -> ChatOutc
         customer_name=msg.customer_name,
         staff_userid=msg.staff_userid,
     )
-    stored: list[bool] = []
-    ctx.after_store.append(lambda: stored.append(True))
+
+
+async def feed(pipeline: Pipeline, config: Config, msg: ChatMessage) -> ChatOutcome:
+    """Run ``msg`` through the pipeline; returns once it is durably archived (or was already).
+
+    Raises:
+        monitor.errors.StorageError: the archive failed; the caller must not advance its cursor.
+    """
+    ctx = Context(chat_facts(msg), Services(config, pipeline_log))
     await pipeline(msg, ctx)
-    return ChatOutcome(bool(stored), ctx.message_id, ctx.inspection)
+    return ChatOutcome(ctx.newly_stored, ctx.message_id, ctx.inspection)

@@ -3,31 +3,34 @@
 Every stage has one signature, ``async def __call__(self, handler, msg, ctx)``, and calls ``handler``
 to continue (aiogram's onion). The order is written once, in ``build_pipeline``:
 
-    dedupe -> inspect (rules) -> alerts -> archive (awaited group commit) -> router
+    dedupe -> inspect (rules, reply cooldown) -> alerts -> archive (awaited group commit) -> router
 
 The alert stage only attaches store effects (alert intake, card clicks) that the archive commits
 in the message's own transaction, so an acknowledged message always has its alert persisted.
 
-so a handler only ever runs for a message that is durably stored with its hits (the design's
+So a handler only ever runs for a message that is durably stored with its hits (the design's
 no-data-loss rule), and a WeCom retry of a stored message is dropped before it is inspected again.
+Handlers run only for channels that answer with a passive reply (``ChannelFacts.passive_reply``).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import Protocol
 
 from bot.handlers.router import UNHANDLED, HandlerResult, Router
 from bot.inbound.chat_message import ChatMessage
-from bot.inbound.context import Context
+from bot.inbound.context import Context, Inbound
+from bot.inbound.cooldowns import ReplyCooldowns
 from bot.inbound.dedupe import DedupeStore
 from bot.log import pipeline_log
 from bot.web.metrics import BotMetrics
 from monitor.archive import Archive, ArchivedHit, InboundRecord
 from rules.engine import RuleEngine
-from wecom_sdk.messages.callback import Event, Message
+from wecom_sdk.messages.callback import Event
 
 __all__ = [
     "ArchiveStage",
@@ -41,9 +44,6 @@ __all__ = [
     "record_from_message",
 ]
 
-Inbound = Message | ChatMessage
-"""What the pipeline takes: a parsed app callback, or a message of a chat channel (kf, archive)."""
-
 NextHandler = Callable[[Inbound, Context], Awaitable[HandlerResult]]
 
 
@@ -56,9 +56,10 @@ class Middleware(Protocol):
 
 def record_from_message(msg: Inbound, ctx: Context) -> InboundRecord:
     """The archive row for a parsed WeCom message and the raw text it was parsed from."""
+    facts = ctx.facts
     return InboundRecord(
         dedupe_key=msg.dedupe_key,
-        channel=ctx.channel,
+        channel=facts.channel,
         msg_type=msg.msg_type,
         event=msg.event if isinstance(msg, Event | ChatMessage) else None,
         from_user=msg.from_user,
@@ -66,10 +67,10 @@ def record_from_message(msg: Inbound, ctx: Context) -> InboundRecord:
         agent_id=msg.agent_id,
         create_time=msg.create_time,
         content=msg.text,
-        raw=ctx.raw,
+        raw=facts.raw,
         rules_version=ctx.inspection.rules_version if ctx.inspection is not None else None,
-        conversation_id=ctx.conversation_id or None,
-        direction=ctx.direction,
+        conversation_id=facts.conversation_id or None,
+        direction=facts.direction,
         effects=ctx.effects,
         hits=tuple(
             ArchivedHit(
@@ -108,12 +109,16 @@ class DedupeStage:
 class InspectStage:
     """Run the rules over the message's text: hits (stored with it) and the reply decision.
 
-    The audience is ``ctx.author``: app messages come from members writing to the app, so every
-    group applies (``Audience.ANY``); chat channels pass the real author (customer or servicer).
+    The audience is the channel's ``author``: app messages come from members writing to the app,
+    so every group applies (``Audience.ANY``); chat channels pass the real author (customer or
+    servicer). On a channel that answers passively, a chosen reply rule that is cooling down for
+    the customer is dropped from the inspection (one cooldown lookup, only for a rule with
+    ``cooldown_s > 0``); chat channels decide their replies themselves (``bot.kf.plan``).
     """
 
-    def __init__(self, rules: RuleEngine) -> None:
+    def __init__(self, rules: RuleEngine, cooldowns: ReplyCooldowns) -> None:
         self.rules = rules
+        self.cooldowns = cooldowns
 
     async def __call__(self, handler: NextHandler, msg: Inbound, ctx: Context) -> HandlerResult:
         text = msg.text
@@ -121,13 +126,21 @@ class InspectStage:
             try:
                 # The engine reads its current rule version once, so one message's hits never
                 # mix two versions even while a reload swaps them.
-                ctx.inspection = self.rules.inspect(
-                    text, ctx.author, customer_id=ctx.customer_id or msg.from_user
-                )
+                inspection = self.rules.inspect(text, ctx.facts.author)
             except Exception:
                 # A rules bug must not lose the message: store it uninspected (rules_version
                 # stays empty, so a backtest can find it) rather than fail every WeCom retry.
                 pipeline_log.exception("rules inspection failed for %s", msg.dedupe_key)
+            else:
+                reply = inspection.reply
+                if (
+                    reply is not None
+                    and reply.cooldown_s > 0
+                    and ctx.facts.passive_reply
+                    and not await self.cooldowns.take(ctx.facts.customer_id or msg.from_user, reply)
+                ):
+                    inspection = replace(inspection, reply=None)
+                ctx.inspection = inspection
         return await handler(msg, ctx)
 
 
@@ -151,6 +164,7 @@ class ArchiveStage:
             # Stored by an earlier delivery whose answer WeCom did not get: do not handle it twice.
             self.metrics.dedupe_hits.inc()
             return None
+        ctx.newly_stored = True
         for callback in ctx.after_store:
             callback()
         return await handler(msg, ctx)
@@ -172,8 +186,8 @@ class Pipeline:
 
     async def _route(self, msg: Inbound, ctx: Context) -> HandlerResult:
         # The message is already stored here: a slow or failing handler costs the reply, never data.
-        if isinstance(msg, ChatMessage):
-            return None  # chat channels answer through their own API, not a passive reply
+        if not ctx.facts.passive_reply:
+            return None  # the channel answers through its own API, not in the HTTP response
         try:
             async with asyncio.timeout(self.handler_timeout_s):
                 result = await self.router.dispatch(msg, ctx)
@@ -195,12 +209,13 @@ def build_pipeline(
     archive: Archive,
     dedupe: DedupeStore,
     rules: RuleEngine,
+    cooldowns: ReplyCooldowns,
     router: Router,
     metrics: BotMetrics,
     alerts: Middleware | None = None,
 ) -> Pipeline:
     """The stage order, written once."""
-    stages: list[Middleware] = [DedupeStage(dedupe, metrics), InspectStage(rules)]
+    stages: list[Middleware] = [DedupeStage(dedupe, metrics), InspectStage(rules, cooldowns)]
     if alerts is not None:
         stages.append(alerts)
     stages.append(ArchiveStage(archive, dedupe, metrics))

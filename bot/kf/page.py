@@ -163,8 +163,8 @@ class PageWork:
         return flags, questions
 
     def _question(self, msg: ChatMessage, item: KfItem) -> Question:
-        # Inspected again for the decision, without the engine's per-process cooldown (which
-        # would turn "answered a minute ago" into "no match"); kf cooldowns come from kf_reply.
+        # Inspected again for the decision: a repeat dropped by the pipeline's dedupe was not
+        # inspected there. The plan applies the kf cooldowns (kf_reply's last-sent times).
         text = item.text
         return Question(
             msg.dedupe_key,

@@ -6,12 +6,15 @@ builds its own app and its own resources in ``cleanup_ctx``.
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from bot.config import Config
 from bot.handlers.router import Router
 from bot.inbound.alert_stage import AlertStage
+from bot.inbound.context import Services
+from bot.inbound.cooldowns import ReplyCooldowns
 from bot.inbound.dedupe import DedupeStore
 from bot.inbound.pipeline import Pipeline
 from bot.kf.puller import KfPuller
@@ -28,16 +31,19 @@ __all__ = [
     "ALERT_STAGE",
     "ARCHIVE",
     "CONFIG",
+    "COOLDOWNS",
     "CRYPTO",
     "DEDUPE",
     "KF_PULLER",
     "METRICS",
     "OUTBOX",
     "PIPELINE",
+    "REDIS",
     "REGISTRY",
     "ROUTER",
     "RULES",
     "SANDBOX",
+    "SERVICES",
     "WECOM",
     "WRITER",
 ]
@@ -45,7 +51,10 @@ __all__ = [
 CONFIG = web.AppKey("config", Config)
 CRYPTO = web.AppKey("crypto", MsgCrypto)
 ARCHIVE = web.AppKey("archive", Archive)
+#: The app's one Redis client (``bot.shared_state``); absent when ``[storage].redis_url`` is empty.
+REDIS = web.AppKey("redis", aioredis.Redis)
 DEDUPE = web.AppKey("dedupe", DedupeStore)
+COOLDOWNS = web.AppKey("cooldowns", ReplyCooldowns)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", BotMetrics)
@@ -55,6 +64,8 @@ WRITER = web.AppKey("writer", GroupCommitWriter)
 WECOM = web.AppKey("wecom", WeComClient)
 OUTBOX = web.AppKey("outbox", OutboxWorker)
 ALERT_STAGE = web.AppKey("alert_stage", AlertStage)
+#: What handlers get besides the message (config, log, the kf puller), in every ``Context``.
+SERVICES = web.AppKey("services", Services)
 #: The 微信客服 puller; absent when ``[kf].enabled`` is false.
 KF_PULLER = web.AppKey("kf_puller", KfPuller)
 #: Set only when no ``[wecom].secret`` is configured: outbound calls are recorded, not sent.

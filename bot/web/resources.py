@@ -1,7 +1,8 @@
 """The app's resources, each created and closed in one ``cleanup_ctx`` generator, in order:
-storage (engine + group-commit writer + archive), shared state (Redis or in-process: dedupe),
-rules (engine, file watcher, SIGHUP reload), alerts (WeCom client or sandbox, outbox worker),
-then the pipeline that uses them all.
+the Redis client (if configured), storage (engine + group-commit writer + archive), shared state
+(Redis or in-process: dedupe, reply cooldowns), rules (engine, file watcher, SIGHUP reload),
+alerts (WeCom client or sandbox, outbox worker), the pipeline that uses them all, the kf puller
+that feeds the pipeline, and last the handlers' services (which name the puller).
 """
 
 from __future__ import annotations
@@ -16,22 +17,29 @@ from aiohttp import web
 
 from bot.config import Config
 from bot.inbound.alert_stage import AlertPolicies, AlertStage, card_style
+from bot.inbound.context import Services
+from bot.inbound.cooldowns import MemoryCooldowns, RedisCooldowns, ReplyCooldowns
 from bot.inbound.dedupe import DedupeStore, MemoryDedupe, RedisDedupe
 from bot.inbound.pipeline import build_pipeline
 from bot.kf.resource import kf_ctx
-from bot.log import server_log
+from bot.log import pipeline_log, server_log
 from bot.sandbox.transport import SandboxTransport
+from bot.shared_state import create_redis
 from bot.web.keys import (
     ALERT_STAGE,
     ARCHIVE,
     CONFIG,
+    COOLDOWNS,
     DEDUPE,
+    KF_PULLER,
     METRICS,
     OUTBOX,
     PIPELINE,
+    REDIS,
     ROUTER,
     RULES,
     SANDBOX,
+    SERVICES,
     WECOM,
     WRITER,
 )
@@ -43,6 +51,19 @@ from rules.engine import RuleEngine
 from wecom_sdk.client import RedisTokenCache, WeComClient
 
 __all__ = ["RESOURCES"]
+
+
+async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The app's one Redis client (``[storage].redis_url``), closed after everything that uses it."""
+    client = create_redis(app[CONFIG].storage)
+    if client is None:
+        yield
+        return
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
 
 
 async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -66,30 +87,27 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         server_log.info("storage closed; pending group commit flushed")
 
 
-async def dedupe_ctx(app: web.Application) -> AsyncIterator[None]:
-    """WeCom-retry dedupe: Redis when configured (shared by workers), else in-process."""
+async def shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
+    """WeCom-retry dedupe and reply cooldowns: in Redis when configured (shared by workers),
+    else in-process."""
     settings = app[CONFIG].storage
-    store: DedupeStore
-    client: aioredis.Redis | None = None
-    if settings.redis_url:
-        # A blocking pool: a burst of callbacks waits for a connection rather than failing
-        # its dedupe lookup ("Too many connections") and falling back to the archive key.
-        pool = aioredis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=100, timeout=5
+    redis = app.get(REDIS)
+    dedupe: DedupeStore
+    cooldowns: ReplyCooldowns
+    if redis is not None:
+        dedupe = RedisDedupe(
+            redis, ttl_s=settings.dedupe_ttl_s, prefix=f"{settings.redis_prefix}dedupe:"
         )
-        client = aioredis.Redis(connection_pool=pool)
-        store = RedisDedupe(
-            client, ttl_s=settings.dedupe_ttl_s, prefix=f"{settings.redis_prefix}dedupe:"
-        )
+        cooldowns = RedisCooldowns(redis, prefix=settings.redis_prefix)
     else:
-        store = MemoryDedupe(ttl_s=settings.dedupe_ttl_s)
-    app[DEDUPE] = store
+        dedupe = MemoryDedupe(ttl_s=settings.dedupe_ttl_s)
+        cooldowns = MemoryCooldowns()
+    app[DEDUPE] = dedupe
+    app[COOLDOWNS] = cooldowns
     try:
         yield
     finally:
-        await store.close()
-        if client is not None:
-            await client.aclose(close_connection_pool=True)  # the pool was given, not owned
+        await dedupe.close()
 
 
 async def rules_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -151,8 +169,7 @@ def _wecom_client(
 async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     """Manager alerts: the WeCom client (or the sandbox), the outbox worker and the alert stage."""
     config = app[CONFIG]
-    redis = aioredis.Redis.from_url(config.storage.redis_url) if config.storage.redis_url else None
-    client, sandbox = _wecom_client(config, app[WRITER], redis)
+    client, sandbox = _wecom_client(config, app[WRITER], app.get(REDIS))
     app[WECOM] = client
     if sandbox is not None:
         app[SANDBOX] = sandbox
@@ -179,8 +196,6 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await client.close()
-        if redis is not None:
-            await redis.aclose()
 
 
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -189,6 +204,7 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         archive=app[ARCHIVE],
         dedupe=app[DEDUPE],
         rules=app[RULES],
+        cooldowns=app[COOLDOWNS],
         router=app[ROUTER],
         metrics=app[METRICS],
         alerts=app[ALERT_STAGE],
@@ -196,4 +212,19 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
-RESOURCES = (storage_ctx, dedupe_ctx, rules_ctx, alerts_ctx, pipeline_ctx, kf_ctx)
+async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """What handlers get besides the message; after ``kf_ctx``, whose puller takes kf notices."""
+    app[SERVICES] = Services(app[CONFIG], pipeline_log, kf_puller=app.get(KF_PULLER))
+    yield
+
+
+RESOURCES = (
+    redis_ctx,
+    storage_ctx,
+    shared_state_ctx,
+    rules_ctx,
+    alerts_ctx,
+    pipeline_ctx,
+    kf_ctx,
+    services_ctx,
+)

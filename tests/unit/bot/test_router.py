@@ -8,7 +8,7 @@ from bot.config import SAMPLE_RULES, load_config
 from bot.handlers import build_root_router
 from bot.handlers.filters import EventIs, Func, Keyword, MsgType, Regex
 from bot.handlers.router import UNHANDLED, Router
-from bot.inbound.context import Context
+from bot.inbound.context import ChannelFacts, Context, Services
 from rules.engine import RuleEngine
 from rules.models import Audience
 from tests.support.app import sample_reply
@@ -36,7 +36,8 @@ def event_msg(event: str) -> Message:
 
 
 def ctx() -> Context:
-    return Context(config=load_config(EXAMPLE, {}), log=logging.getLogger("test"))
+    facts = ChannelFacts(channel="app", raw="", passive_reply=True)
+    return Context(facts, Services(load_config(EXAMPLE, {}), logging.getLogger("test")))
 
 
 async def test_first_match_wins_and_unhandled() -> None:

@@ -1,4 +1,5 @@
-"""rules.engine: atomic hot reload, watch(), reply active hours and cooldowns; the shipped samples."""
+"""rules.engine: atomic hot reload, watch(), reply active hours, no per-customer state; the shipped
+samples. Reply cooldowns are the bot's: tests/unit/bot/test_cooldowns.py."""
 
 from __future__ import annotations
 
@@ -194,33 +195,15 @@ def test_active_hours_use_the_injected_clock(rules_dir: Path) -> None:
     assert engine.inspect("在吗").reply.name == "夜里"  # type: ignore[union-attr]
 
 
-def test_cooldown_per_customer(rules_dir: Path) -> None:
+def test_inspect_keeps_no_per_customer_state(rules_dir: Path) -> None:
+    """A rule with a cooldown answers every inspection: the bot applies cooldowns, not rules."""
     now = [at(12)]
     engine = RuleEngine([rules_dir], clock=lambda: now[0])
-
-    def answered(customer: str | None) -> bool:
-        return engine.inspect("什么时候发货", customer_id=customer).reply is not None
-
-    assert answered("wm_a")
+    assert all(engine.inspect("什么时候发货").reply for _ in range(3))
     now[0] += 59
-    assert not answered("wm_a")  # within 60 s
-    assert answered("wm_b")  # another customer has their own cooldown
-    assert answered(None)  # no customer id: no cooldown
-    now[0] += 1
-    assert answered("wm_a")  # 60 s after the first answer
-    assert not answered("wm_a")
-    # A rule without cooldown answers every time.
-    assert all(engine.inspect("在吗", customer_id="wm_a").reply for _ in range(3))
-
-
-def test_cooldown_table_is_bounded(rules_dir: Path) -> None:
-    now = [at(12)]
-    engine = RuleEngine([rules_dir], clock=lambda: now[0], cooldown_capacity=2)
-    for customer in ("a", "b", "c"):
-        assert engine.inspect("发货", customer_id=customer).reply
-    # "a" was forgotten (oldest), so it is answered again; "c" is still cooling down.
-    assert engine.inspect("发货", customer_id="a").reply
-    assert engine.inspect("发货", customer_id="c").reply is None
+    assert engine.inspect("什么时候发货").reply is not None
+    # A rule without cooldown answers every time as well.
+    assert all(engine.inspect("在吗").reply for _ in range(3))
 
 
 # -- the shipped samples satisfy the design contract -------------------------------------------
@@ -270,7 +253,7 @@ def test_samples_staff_asking_for_money(samples: RuleEngine, text: str, word: st
 def test_samples_human_handoff_at_any_hour(hour: int) -> None:
     engine = RuleEngine([SAMPLES], clock=lambda: at(hour))
     for _ in range(2):  # and every time, not only once
-        reply = engine.inspect("人工", Audience.CUSTOMER, customer_id="wm_x").reply
+        reply = engine.inspect("人工", Audience.CUSTOMER).reply
         assert reply is not None and reply.handoff
         assert isinstance(reply.reply, TextReplyContent) and "人工客服" in reply.reply.text
 
