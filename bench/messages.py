@@ -6,25 +6,21 @@ big-endian length ‖ msg ‖ corp_id, PKCS#7 to 32 bytes), wrapped in the
 ``<xml><ToUserName/><Encrypt/><AgentID/></xml>`` envelope and signed with
 ``sha1(sorted([token, timestamp, nonce, encrypt]))`` in the query string.
 
-The sealing is our own few lines of pycryptodome, not wechatpy: the smoke test decrypts the output
-with wechatpy, so the two implementations check each other. Content, users, nonces and MsgIds come
-from a seeded RNG, so the same ``seed`` gives the same messages whatever the timestamp: every server
-in one run gets the same callbacks, re-sealed right before its turn so the timestamps stay inside
-the server's ±300 s window.
+The sealing is ``wecom_sdk.testing``'s callback sealer (``wecom_sdk.crypto``), not wechatpy: the
+smoke test decrypts the output with wechatpy, so the two implementations check each other. Content,
+users, nonces, the random prefixes and MsgIds come from a seeded RNG, so the same ``seed`` gives the
+same messages whatever the timestamp: every server in one run gets the same callbacks, re-sealed
+right before its turn so the timestamps stay inside the server's ±300 s window.
 """
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import random
-import struct
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
-from Crypto.Cipher import AES
-from Crypto.Util.Padding import pad
+from wecom_sdk.crypto import MsgCrypto
+from wecom_sdk.testing.sealer import CallbackSealer
 
 __all__ = [
     "CALLBACK_PATH",
@@ -35,7 +31,6 @@ __all__ = [
     "SAMPLE_CORP_ID",
     "SAMPLE_TOKEN",
     "SealedCallback",
-    "Sealer",
     "generate_callbacks",
 ]
 
@@ -115,27 +110,6 @@ class SealedCallback:
     inner_xml: str
 
 
-class Sealer:
-    """Encrypts and signs callbacks the way WeCom does (wecom-protocol.md §1.3)."""
-
-    def __init__(self, token: str, encoding_aes_key: str, corp_id: str) -> None:
-        self._token = token
-        self._key = base64.b64decode(encoding_aes_key + "=")
-        if len(self._key) != 32:
-            raise ValueError("EncodingAESKey must decode to 32 bytes")
-        self._corp_id = corp_id.encode()
-
-    def seal(self, msg: str, timestamp: str, nonce: str, random16: bytes) -> tuple[str, str]:
-        """Return ``(encrypt, msg_signature)`` for the plaintext ``msg``."""
-        raw = msg.encode()
-        plain = random16 + struct.pack(">I", len(raw)) + raw + self._corp_id
-        # A fresh cipher per message: CBC carries state, and every message starts from the IV.
-        cipher = AES.new(self._key, AES.MODE_CBC, self._key[:16])
-        encrypt = base64.b64encode(cipher.encrypt(pad(plain, 32))).decode()
-        signature = hashlib.sha1("".join(sorted((self._token, timestamp, nonce, encrypt))).encode())
-        return encrypt, signature.hexdigest()
-
-
 def _content(rng: random.Random, risky: bool) -> str:
     """Chat text of CONTENT_MIN..CONTENT_MAX characters, made of whole phrases."""
     target = rng.randint(CONTENT_MIN, CONTENT_MAX)
@@ -156,19 +130,6 @@ def _content(rng: random.Random, risky: bool) -> str:
     while len(text := "，".join(parts)) < CONTENT_MIN:
         parts.append(rng.choice(_FILLERS))
     return text
-
-
-def _inner_xml(
-    to: str, user: str, created: str, content: str, *, msg_id: str, agent_id: str
-) -> str:
-    """The decrypted text message, field for field as WeCom writes it (wecom-protocol.md §3)."""
-    return (
-        f"<xml><ToUserName><![CDATA[{to}]]></ToUserName>"
-        f"<FromUserName><![CDATA[{user}]]></FromUserName>"
-        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
-        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId>"
-        f"<AgentID>{agent_id}</AgentID></xml>"
-    )
 
 
 def generate_callbacks(
@@ -192,22 +153,20 @@ def generate_callbacks(
         token, encoding_aes_key, corp_id, agent_id: the app's callback credentials.
     """
     rng = random.Random(seed)
-    sealer = Sealer(token, encoding_aes_key, corp_id)
-    stamp = str(int(time.time()) if timestamp is None else timestamp)
+    # The RNG also draws each message's 16 random bytes, right after its nonce.
+    crypto = MsgCrypto(token, encoding_aes_key, corp_id, random_bytes=rng.randbytes)
+    sealer = CallbackSealer(crypto, corp_id, agent_id)
+    stamp = int(time.time()) if timestamp is None else timestamp
     users = [f"{s}{g}" for s in _SURNAMES for g in _GIVEN]
     # Real MsgIds are 64-bit; staying below 2**63 keeps them valid for a signed BIGINT column.
     base_id = rng.randrange(10**18, 9 * 10**18)
-    envelope_head = f"<xml><ToUserName><![CDATA[{corp_id}]]></ToUserName><Encrypt><![CDATA["
-    envelope_tail = f"]]></Encrypt><AgentID><![CDATA[{agent_id}]]></AgentID></xml>"
     out: list[SealedCallback] = []
     for i in range(count):
-        msg_id = str(base_id + i)
+        msg_id = base_id + i
         content = _content(rng, risky=i % RISK_EVERY == RISK_EVERY // 2)
         user = rng.choice(users)
-        inner = _inner_xml(corp_id, user, stamp, content, msg_id=msg_id, agent_id=agent_id)
+        inner = sealer.text_xml(content, msg_id, user, create_time=stamp)
         nonce = str(rng.randrange(10**9, 10**10))
-        encrypt, signature = sealer.seal(inner, stamp, nonce, rng.randbytes(16))
-        query = urlencode({"msg_signature": signature, "timestamp": stamp, "nonce": nonce})
-        body = (envelope_head + encrypt + envelope_tail).encode()
-        out.append(SealedCallback(f"{path}?{query}", body, msg_id, inner))
+        sealed = sealer.seal(inner, timestamp=str(stamp), nonce=nonce)
+        out.append(SealedCallback(sealed.target(path), sealed.body, str(msg_id), inner.decode()))
     return out

@@ -21,11 +21,11 @@ from monitor.archive.queries import AlertDelivery, alert_deliveries
 from rules.models import Severity
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.messages.callback import TextMessage, parse
-from wecom_sdk.xmlsafe import parse_xml, render_xml
+from wecom_sdk.testing.sealer import CallbackSealer
+from wecom_sdk.xmlsafe import parse_xml
 
 __all__ = [
     "SimulationResult",
-    "build_text_callback",
     "default_url",
     "describe_alerts",
     "describe_hits",
@@ -54,26 +54,6 @@ def default_url(config: Config) -> str:
     return f"http://{host}:{config.server.port}{config.server.callback_path}"
 
 
-def build_text_callback(
-    crypto: MsgCrypto, config: Config, text: str, from_user: str, msg_id: int
-) -> tuple[bytes, dict[str, str]]:
-    """The POST body and query WeCom would send for a member's text message."""
-    inner = render_xml(
-        {
-            "ToUserName": config.wecom.corp_id,
-            "FromUserName": from_user,
-            "CreateTime": int(time.time()),
-            "MsgType": "text",
-            "Content": text,
-            "MsgId": msg_id,
-            "AgentID": int(config.wecom.agent_id or "0"),
-        }
-    )
-    sealed = crypto.seal(inner)
-    agent = config.wecom.agent_id or None
-    return sealed.callback_xml(config.wecom.corp_id, agent), sealed.query()
-
-
 def _open_reply(crypto: MsgCrypto, body: bytes) -> tuple[str, str | None]:
     envelope = parse_xml(body)
     plain = crypto.open(
@@ -95,11 +75,14 @@ async def simulate(config: Config, text: str, *, from_user: str, url: str) -> Si
     """
     crypto = MsgCrypto(config.wecom.token, config.wecom.encoding_aes_key, config.wecom.corp_id)
     msg_id = secrets.randbits(63)
-    body, query = build_text_callback(crypto, config, text, from_user, msg_id)
+    sealer = CallbackSealer(crypto, config.wecom.corp_id, config.wecom.agent_id or None)
+    request = sealer.text(text, msg_id, from_user)
     timeout = aiohttp.ClientTimeout(total=10)
     async with (
         aiohttp.ClientSession(timeout=timeout) as session,
-        session.post(url, params=query, data=body, headers={"Content-Type": "text/xml"}) as resp,
+        session.post(
+            url, params=request.query, data=request.body, headers={"Content-Type": "text/xml"}
+        ) as resp,
     ):
         answer = await resp.read()
         status = resp.status

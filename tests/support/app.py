@@ -17,7 +17,7 @@ from rules.loader import load_rules
 from rules.models import TextReplyContent
 from tests.support.paths import REPO
 from wecom_sdk.crypto import MsgCrypto
-from wecom_sdk.xmlsafe import render_xml
+from wecom_sdk.testing.sealer import CallbackSealer, text_message_xml
 
 CORP_ID = "wx5823bf96d3bd56c7"
 TOKEN = "QDG6eK"
@@ -81,23 +81,20 @@ def text_xml(
     content: str, msg_id: int, from_user: str = "zhangsan", create_time: int | None = None
 ) -> bytes:
     """A member's text message, as WeCom writes the inner XML."""
-    return render_xml(
-        {
-            "ToUserName": CORP_ID,
-            "FromUserName": from_user,
-            "CreateTime": int(time.time()) if create_time is None else create_time,
-            "MsgType": "text",
-            "Content": content,
-            "MsgId": msg_id,
-            "AgentID": int(AGENT_ID),
-        }
+    return text_message_xml(
+        content,
+        msg_id,
+        to_user=CORP_ID,
+        from_user=from_user,
+        agent_id=int(AGENT_ID),
+        create_time=create_time,
     )
 
 
 def sealed_post(crypto: MsgCrypto, inner: bytes, **seal: str) -> tuple[bytes, dict[str, str]]:
-    """Body and query of a callback POST carrying ``inner``."""
-    sealed = crypto.seal(inner, **seal)
-    return sealed.callback_xml(CORP_ID, AGENT_ID), sealed.query()
+    """Body and query of a callback POST carrying ``inner`` (``seal``: timestamp, nonce)."""
+    request = CallbackSealer(crypto, CORP_ID, AGENT_ID).seal(inner, **seal)
+    return request.body, request.query
 
 
 class ServerProcess:

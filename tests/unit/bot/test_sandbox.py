@@ -162,10 +162,12 @@ async def test_bad_requests_get_wecom_errcodes_and_are_not_recorded(
     assert answer["errcode"] == errcode
     assert isinstance(answer["errmsg"], str)
     assert await log.recent() == []
+    # The emulator underneath records the refusal, with its errcode.
+    assert [(c.path, c.errcode) for c in sandbox.emulator.history] == [(path, errcode)]
 
 
 async def test_errcodes_match_the_test_fake(aiohttp_server: Any) -> None:
-    """The sandbox mirrors tests/fakes/wecom_api.py: same request, same errcode."""
+    """The sandbox and the tests' fake are one emulator: same request, same errcode."""
     fake = FakeWeCom(corp_id=CORP_ID)
     server = await aiohttp_server(fake.app)
     base = server.make_url("/cgi-bin/")
@@ -188,8 +190,23 @@ async def test_errcodes_match_the_test_fake(aiohttp_server: Any) -> None:
             assert (await post(sandbox, path, body))["errcode"] == expected, path
         async with session.post(base / "webhook" / "send", params={"key": "nope"}, json={}) as r:
             fake_robot = (await r.json())["errcode"]
+        for credential, errcode in ((None, 41001), ("forged", 40014)):
+            url = base / "message" / "send"
+            async with session.post(
+                url.with_query(access_token=credential) if credential else url, json=text_msg()
+            ) as r:
+                over_http = (await r.json())["errcode"]
+            in_process = await sandbox.exchange("POST", api("message/send", credential), text_msg())
+            assert isinstance(in_process, dict)
+            assert over_http == in_process["errcode"] == errcode
+        async with session.post(
+            base.join(URL("message/send")).with_query(access_token=token), data=b""
+        ) as r:
+            assert (await r.json())["errcode"] == 47001
     no_key = await sandbox.exchange("POST", BASE.join(URL("webhook/send")), {"msgtype": "text"})
     assert isinstance(no_key, dict) and no_key["errcode"] == fake_robot == 93000
+    not_json = await sandbox.exchange("POST", api("message/send"), None)
+    assert isinstance(not_json, dict) and not_json["errcode"] == 47001
 
 
 async def test_credentials_are_checked(sandbox: SandboxTransport) -> None:
@@ -296,6 +313,9 @@ async def test_duplicate_check_records_once(sandbox: SandboxTransport, log: Sand
     again = await post(sandbox, "message/send", body)
     assert first["errcode"] == again["errcode"] == 0
     assert len(await log.recent()) == 1
+    # Both calls are in the emulator's history; WeCom delivers (and the sandbox records) one.
+    sends = [c for c in sandbox.emulator.history if c.path == "message/send"]
+    assert [c.repeat for c in sends] == [False, True]
 
 
 async def test_a_failing_log_is_service_unavailable(
