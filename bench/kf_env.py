@@ -155,6 +155,7 @@ class BotServer:
     async def kf_event(self, open_kfid: str, token: str) -> tuple[int, bytes, float]:
         """POST a sealed ``kf_msg_or_event`` callback; (status, body, seconds to the answer)."""
         from wecom_sdk.crypto import MsgCrypto
+        from wecom_sdk.testing.sealer import CallbackSealer
         from wecom_sdk.xmlsafe import render_xml
 
         inner = render_xml(
@@ -167,10 +168,10 @@ class BotServer:
                 "OpenKfId": open_kfid,
             }
         )
-        sealed = MsgCrypto(SAMPLE_TOKEN, SAMPLE_AES_KEY, SAMPLE_CORP_ID).seal(inner)
-        body = sealed.callback_xml(SAMPLE_CORP_ID, SAMPLE_AGENT_ID)
+        crypto = MsgCrypto(SAMPLE_TOKEN, SAMPLE_AES_KEY, SAMPLE_CORP_ID)
+        sealed = CallbackSealer(crypto, SAMPLE_CORP_ID, SAMPLE_AGENT_ID).seal(inner)
         started = time.perf_counter()
-        async with self.session.post(self.url, params=sealed.query(), data=body) as resp:
+        async with self.session.post(self.url, params=sealed.query, data=sealed.body) as resp:
             answer = await resp.read()
             return resp.status, answer, time.perf_counter() - started
 
