@@ -253,7 +253,7 @@ def test_package_layers(top: str) -> None:
     assert not violations, "\n".join(violations)
 
 
-#: Cycles being broken right now: the modules they run through, and why. While a package's
+#: The cycles the tree holds: the modules they run through, and why. While a package's
 #: cycles stay inside these modules its test is an expected failure; any other cycle fails it.
 KNOWN_CYCLES = {
     "wecom_sdk": (
