@@ -3,8 +3,16 @@
 Each benchmark is a module exposing ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 ``run(args) -> exit status``, listed in ``bench.__main__.BENCHMARKS``; it becomes the subcommand
 ``python -m bench NAME``, and ``python -m bench`` alone runs them all with their defaults.
+``python -m bench selftest`` (:mod:`bench.selftest`, same shape, not part of a full run) checks
+the harness itself.
 
 - ``callback`` (:mod:`bench.callback_bench`): the WeCom callback path, ours vs a bare aiohttp
   handler vs a hand-rolled wechatpy peer, driven by :mod:`bench.loadgen` with messages from
   :mod:`bench.messages`.
+- ``rules`` (:mod:`bench.rules_bench`): the matcher against raw Aho-Corasick and a naive loop.
+- ``alerts`` (:mod:`bench.alerts`): hit messages through the alert policy, outbox and a fake WeCom.
+- ``kf`` (:mod:`bench.kf_bench`): a queue of 微信客服 messages pulled, archived and answered.
+
+``--quick`` and ``--json`` (callback, alerts, kf) are what the smoke tests run, as subprocesses:
+the tests never import this package, nor this package the tests.
 """

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from bench import alerts, callback_bench, kf_bench, rules_bench
+from bench import alerts, callback_bench, kf_bench, rules_bench, selftest
 
 
 class Benchmark(Protocol):
@@ -23,6 +23,8 @@ class Benchmark(Protocol):
 
 # The order is the order of a full run.
 BENCHMARKS: tuple[Benchmark, ...] = (callback_bench, rules_bench, alerts, kf_bench)
+#: Commands of the same shape that a full run leaves out.
+TOOLS: tuple[Benchmark, ...] = (selftest,)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,11 +32,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     sub = parser.add_subparsers(dest="name", metavar="NAME")
     parsers: dict[str, argparse.ArgumentParser] = {}
-    for bench in BENCHMARKS:
+    for bench in (*BENCHMARKS, *TOOLS):
         parsers[bench.NAME] = p = sub.add_parser(bench.NAME, help=bench.HELP)
         bench.add_arguments(p)
     args = parser.parse_args(argv)
-    chosen = [b for b in BENCHMARKS if args.name in (None, b.NAME)]
+    named = [b for b in (*BENCHMARKS, *TOOLS) if args.name == b.NAME]
+    chosen = BENCHMARKS if args.name is None else named
     status = 0
     for bench in chosen:
         bench_args = args if args.name else parsers[bench.NAME].parse_args([])

@@ -10,6 +10,10 @@ and ours/bare ≥ 0.5.
 "ours" is ``run_bot.py serve`` on a throw-away config: one worker, SQLite archive in a temp dir,
 in-process dedupe (empty ``redis_url``), WeCom API pointed at a closed loopback port so alert
 delivery never leaves the machine.
+
+``--url`` measures a server that is already running instead (any config, any number of workers,
+as long as it takes WeCom's sample credentials); ``--quick`` is a few hundred callbacks, the size
+of the smoke test; ``--json`` writes every figure, warm-up included.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bench.loadgen import LoadResult, run_load_subprocess
 from bench.machine import describe_machine, pick_cpus, pinned
@@ -39,7 +44,7 @@ from bench.messages import (
     generate_callbacks,
 )
 
-__all__ = ["HELP", "NAME", "add_arguments", "run"]
+__all__ = ["HELP", "NAME", "Settings", "add_arguments", "run", "settings_from"]
 
 NAME = "callback"
 HELP = "load-test the WeCom callback path: ours vs a bare aiohttp handler vs a hand-rolled peer"
@@ -47,12 +52,30 @@ HELP = "load-test the WeCom callback path: ours vs a bare aiohttp handler vs a h
 REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 SERVERS = ("bare", "peer", "ours")
-SETTINGS = ("requests", "warmup", "concurrency", "seed")  # the options recorded with --json
+#: The row of a server given by ``--url``.
+TARGET = "target"
+#: (timed requests, warm-up requests, connections): the full run and ``--quick``.
+FULL = (20_000, 1_000, 64)
+QUICK = (200, 20, 8)
 # Generous: ours loads rules (jieba's dictionary) and creates its schema before it binds the port.
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 # Server environment variables that would override the bench config (design.md: env beats the file).
 _OVERRIDES = ("DATABASE_URL", "REDIS_URL")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """One run's options, sizes resolved (``--quick`` or the full run, then explicit options)."""
+
+    requests: int
+    warmup: int
+    concurrency: int
+    seed: int
+    timeout: float
+    servers: tuple[str, ...]
+    #: A running server's callback URL to measure instead of starting ``servers``.
+    url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,17 +98,46 @@ class Outcome:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``python -m bench callback``."""
-    parser.add_argument("--requests", type=int, default=20_000, help="timed callbacks per server")
-    parser.add_argument("--warmup", type=int, default=1_000, help="untimed callbacks sent first")
-    parser.add_argument("--concurrency", type=int, default=64, help="keep-alive connections")
+    requests, warmup, concurrency = FULL
+    parser.add_argument(
+        "--requests", type=int, default=None, help=f"timed callbacks per server ({requests:,})"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=None, help=f"untimed callbacks sent first ({warmup:,})"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=None, help=f"keep-alive connections ({concurrency})"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="{} + {} callbacks on {} connections".format(*QUICK)
+    )
     parser.add_argument(
         "--servers",
         default=",".join(SERVERS),
         help=f"comma-separated subset of {','.join(SERVERS)} (default: all)",
     )
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="measure the server listening at this callback URL instead of starting any",
+    )
     parser.add_argument("--seed", type=int, default=20_000, help="message generator seed")
     parser.add_argument("--timeout", type=float, default=90.0, help="deadline per load phase, s")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """``--quick`` or the full size, then any explicit size option."""
+    requests, warmup, concurrency = QUICK if args.quick else FULL
+    return Settings(
+        requests=requests if args.requests is None else args.requests,
+        warmup=warmup if args.warmup is None else args.warmup,
+        concurrency=args.concurrency or concurrency,
+        seed=args.seed,
+        timeout=args.timeout,
+        servers=tuple(n.strip() for n in args.servers.split(",") if n.strip()),
+        url=args.url,
+    )
 
 
 def _free_port() -> int:
@@ -185,8 +237,26 @@ def _tail(log: Path, lines: int = 15) -> str:
     return "\n".join("    | " + line for line in text[-lines:])
 
 
+def _load(
+    settings: Settings, host: str, port: int, path: str, client_cpu: int | None
+) -> tuple[LoadResult, LoadResult]:
+    """Seal the batch and send it: ``(warm-up, timed)`` results."""
+    # Sealed now, not at start-up: ours rejects timestamps more than 300 s old.
+    batch = generate_callbacks(settings.warmup + settings.requests, seed=settings.seed, path=path)
+    pairs = [(c.target, c.body) for c in batch]
+    return run_load_subprocess(
+        port,
+        pairs[: settings.warmup],
+        pairs[settings.warmup :],
+        concurrency=settings.concurrency,
+        cpu=client_cpu,
+        host=host,
+        timeout=settings.timeout,
+    )
+
+
 def _measure(
-    name: str, args: argparse.Namespace, tmp: Path, cpus: tuple[int | None, int | None]
+    name: str, settings: Settings, tmp: Path, cpus: tuple[int | None, int | None]
 ) -> Outcome:
     """Start one server, load it, stop it."""
     port = _free_port()
@@ -202,21 +272,21 @@ def _measure(
     server_cpu, client_cpu = cpus
     try:
         with _server(cmd, env, port, server_cpu, log):
-            # Sealed now, not at start-up: ours rejects timestamps more than 300 s old.
-            batch = generate_callbacks(args.warmup + args.requests, seed=args.seed)
-            pairs = [(c.target, c.body) for c in batch]
-            warmup, timed = run_load_subprocess(
-                port,
-                pairs[: args.warmup],
-                pairs[args.warmup :],
-                concurrency=args.concurrency,
-                cpu=client_cpu,
-                host=HOST,
-                timeout=args.timeout,
-            )
+            warmup, timed = _load(settings, HOST, port, CALLBACK_PATH, client_cpu)
     except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
         return Outcome(name, note=f"failed: {exc}\n{_tail(log)}")
     return Outcome(name, timed, warmup)
+
+
+def _measure_url(url: str, settings: Settings, client_cpu: int | None) -> Outcome:
+    """Load the server already listening at ``url``."""
+    parts = urlsplit(url)
+    try:
+        host, port = parts.hostname or HOST, parts.port or 80
+        warmup, timed = _load(settings, host, port, parts.path or CALLBACK_PATH, client_cpu)
+    except (ValueError, RuntimeError, OSError, subprocess.SubprocessError) as exc:
+        return Outcome(TARGET, note=f"failed: {exc}")
+    return Outcome(TARGET, timed, warmup)
 
 
 def _ratio(outcomes: dict[str, Outcome], top: str, bottom: str) -> float | None:
@@ -227,7 +297,7 @@ def _ratio(outcomes: dict[str, Outcome], top: str, bottom: str) -> float | None:
 
 
 def _report(
-    args: argparse.Namespace, cpus: tuple[int | None, int | None], outcomes: list[Outcome]
+    settings: Settings, cpus: tuple[int | None, int | None], outcomes: list[Outcome]
 ) -> str:
     m = describe_machine()
     server_cpu, client_cpu = cpus
@@ -236,10 +306,12 @@ def _report(
         if server_cpu is not None
         else "NOT pinned (fewer than 2 CPUs available): server and client share the machine"
     )
+    if settings.url:
+        pinning = f"server at {settings.url}, load generator pinned to CPU {client_cpu}"
     lines = [
         "callback benchmark: WeCom text-message callbacks, sealed up front",
-        f"  {args.requests} distinct callbacks per server (+{args.warmup} different ones untimed "
-        f"first), {args.concurrency} keep-alive HTTP/1.1 connections",
+        f"  {settings.requests} distinct callbacks per server (+{settings.warmup} different ones "
+        f"untimed first), {settings.concurrency} keep-alive HTTP/1.1 connections",
         f"  machine: {m['nproc']} CPUs, {m['cpu']}, {m['os']}",
         f"  Python {m['python']}, aiohttp {m['aiohttp']}, uvloop {m['uvloop']} "
         f"(bare and peer on uvloop, as run_bot.py serve is), wechatpy {m['wechatpy']}",
@@ -261,6 +333,8 @@ def _report(
             warm = o.warmup.statuses if o.warmup else {}
             lines.append(f"        INVALID: statuses {r.statuses}, warm-up {warm}")
     by_name = {o.server: o for o in outcomes}
+    if settings.url:
+        return "\n".join(lines)
     lines.append("")
     for top, bottom, target in (
         ("ours", "peer", "target >= 1.0, aim 1.5"),
@@ -279,30 +353,40 @@ def _report(
 
 def run(args: argparse.Namespace, echo: Callable[[str], None] = print) -> int:
     """Run the benchmark; exit status 1 when a server failed or any request errored."""
-    names = [n.strip() for n in args.servers.split(",") if n.strip()]
-    unknown = sorted(set(names) - set(SERVERS))
+    settings = settings_from(args)
+    unknown = sorted(set(settings.servers) - set(SERVERS))
     if unknown:
         echo(f"unknown server(s): {', '.join(unknown)}; choose from {', '.join(SERVERS)}")
         return 2
     cpus = pick_cpus()
     outcomes = []
-    with tempfile.TemporaryDirectory(prefix="wecom-bench-") as tmp:
-        for name in names:
-            echo(f"[{name}] running...")
-            outcomes.append(_measure(name, args, Path(tmp), cpus))
+    if settings.url:
+        cpus = (None, cpus[1])
+        echo(f"[{TARGET}] running...")
+        outcomes.append(_measure_url(settings.url, settings, cpus[1]))
+    else:
+        with tempfile.TemporaryDirectory(prefix="wecom-bench-") as tmp:
+            for name in settings.servers:
+                echo(f"[{name}] running...")
+                outcomes.append(_measure(name, settings, Path(tmp), cpus))
     echo("")
-    echo(_report(args, cpus, outcomes))
+    echo(_report(settings, cpus, outcomes))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "benchmark": NAME,
             "machine": describe_machine(),
-            "settings": {k: getattr(args, k) for k in SETTINGS},
+            "settings": asdict(settings),
             "cpus": {"server": cpus[0], "client": cpus[1]},
-            "results": {
-                o.server: {"result": o.result.to_json() if o.result else None, "note": o.note}
-                for o in outcomes
-            },
+            "results": {o.server: _outcome_json(o) for o in outcomes},
         }
         args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
     return 1 if any(o.failed for o in outcomes) else 0
+
+
+def _outcome_json(outcome: Outcome) -> dict[str, object]:
+    return {
+        "result": outcome.result.to_json() if outcome.result else None,
+        "warmup": outcome.warmup.to_json() if outcome.warmup else None,
+        "note": outcome.note,
+    }

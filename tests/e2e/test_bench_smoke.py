@@ -1,12 +1,26 @@
-"""Smoke test of the benchmark harness: the sealed messages are real WeCom callbacks, and the load
-generator measures a server without errors. Fast, in-process, and never starts our own server."""
+"""Smoke tests of the benchmark harness, run as a user runs it: ``python -m bench ...``.
+
+The harness checks its own internals (``python -m bench selftest``: sealing, message generation,
+response framing, counting against the bare and peer servers). Here its figures are checked from
+outside: a callback server of the test's own opens every callback the callback benchmark sends
+with wechatpy, answers some with 403, and holds the benchmark's counts to its own; the alerts
+benchmark's report must show its invariants at work. Never imports ``bench``; never starts our
+own server.
+"""
 
 from __future__ import annotations
 
-import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pytest
 import xmltodict
@@ -14,143 +28,179 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from wechatpy.enterprise.crypto import WeChatCrypto
 
-from bench import alerts
-from bench.alerts_sim import simulate
-from bench.loadgen import _response_end, render_requests, run_load
-from bench.messages import (
-    CALLBACK_PATH,
-    RISK_EVERY,
-    RISK_PHRASES,
-    SAMPLE_AES_KEY,
-    SAMPLE_AGENT_ID,
-    SAMPLE_CORP_ID,
-    SAMPLE_TOKEN,
-    SealedCallback,
-    generate_callbacks,
-)
-from bench.servers import bare, peer
+from tests.support.paths import REPO
 
-NOW = 1_700_000_000
 ServerFactory = Callable[[web.Application], Awaitable[TestServer]]
 
-
-def _query(cb: SealedCallback) -> dict[str, str]:
-    return dict(parse_qsl(urlsplit(cb.target).query))
-
-
-def test_callbacks_are_distinct_and_open_with_wechatpy() -> None:
-    batch = generate_callbacks(200, seed=7, timestamp=NOW)
-    assert len({c.msg_id for c in batch}) == len({c.body for c in batch}) == 200
-
-    crypto = WeChatCrypto(SAMPLE_TOKEN, SAMPLE_AES_KEY, SAMPLE_CORP_ID)
-    risky = 0
-    for cb in batch:
-        assert urlsplit(cb.target).path == CALLBACK_PATH
-        q = _query(cb)
-        assert q["timestamp"] == str(NOW)
-        # wechatpy checks the signature and the corp id, so this also proves the sealing is WeCom's.
-        plain = crypto.decrypt_message(cb.body, q["msg_signature"], q["timestamp"], q["nonce"])
-        assert plain == cb.inner_xml
-        msg = xmltodict.parse(plain)["xml"]
-        assert list(msg) == [
-            "ToUserName",
-            "FromUserName",
-            "CreateTime",
-            "MsgType",
-            "Content",
-            "MsgId",
-            "AgentID",
-        ]
-        assert msg["ToUserName"] == SAMPLE_CORP_ID
-        assert msg["CreateTime"] == str(NOW)
-        assert msg["MsgType"] == "text"
-        assert msg["MsgId"] == cb.msg_id
-        assert msg["AgentID"] == SAMPLE_AGENT_ID
-        assert 20 <= len(msg["Content"]) <= 60
-        risky += any(p in msg["Content"] for p in RISK_PHRASES)
-    assert risky == 200 // RISK_EVERY
-    assert len({xmltodict.parse(c.inner_xml)["xml"]["FromUserName"] for c in batch}) > 50
-
-    envelope = xmltodict.parse(batch[0].body)["xml"]
-    assert list(envelope) == ["ToUserName", "Encrypt", "AgentID"]
-    assert (envelope["ToUserName"], envelope["AgentID"]) == (SAMPLE_CORP_ID, SAMPLE_AGENT_ID)
+# WeCom's published sample credentials, which the benchmarks seal with (design.md §3).
+TOKEN = "QDG6eK"
+CORP_ID = "wx5823bf96d3bd56c7"
+AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+AGENT_ID = "1000002"
+CALLBACK_PATH = "/wecom/callback"
+#: One benchmark message in 20 carries a risk phrase; each holds one of these words.
+RISK_EVERY, RISK_WORDS = 20, ("维权", "投诉", "12315")
+TEXT_FIELDS = ["ToUserName", "FromUserName", "CreateTime", "MsgType", "Content", "MsgId", "AgentID"]
+BENCH_TIMEOUT_S = 120
 
 
-def test_same_seed_same_messages_fresh_seal() -> None:
-    first = generate_callbacks(20, seed=1, timestamp=NOW)
-    later = generate_callbacks(20, seed=1, timestamp=NOW + 60)
-    assert [c.msg_id for c in first] == [c.msg_id for c in later]
-    assert [c.inner_xml.replace(str(NOW), "T") for c in first] == [
-        c.inner_xml.replace(str(NOW + 60), "T") for c in later
+def bench_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "bench", *args]
+
+
+def bench_env() -> dict[str, str]:
+    """The environment without DATABASE_URL: a benchmark picks storage from its options only."""
+    return {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        bench_command(*args),
+        cwd=REPO,
+        env=bench_env(),
+        capture_output=True,
+        text=True,
+        timeout=BENCH_TIMEOUT_S,
+        check=False,
+    )
+
+
+def line_starting(output: str, prefix: str) -> str:
+    lines = [line for line in output.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, output
+    return lines[0]
+
+
+def test_selftest_passes() -> None:
+    done = run_bench("selftest")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.splitlines() == [
+        "ok sealed_callbacks_open_with_wechatpy",
+        "ok same_seed_same_messages_fresh_seal",
+        "ok response_framing",
+        "ok loadgen_against_bare_server",
+        "ok loadgen_against_peer_counts_rejections",
     ]
-    assert all(a.body != b.body for a, b in zip(first, later, strict=True))
 
 
-def test_response_framing() -> None:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
-    assert _response_end(bytearray(head + b"Content-Length: 7\r\n\r\nsucc")) is None
-    whole = head + b"Content-Length: 7\r\n\r\nsuccess"
-    assert _response_end(bytearray(whole + b"HTTP/1.1")) == (200, len(whole))
-    chunked = head + b"Transfer-Encoding: chunked\r\n\r\n7\r\nsuccess\r\n0\r\n\r\n"
-    assert _response_end(bytearray(chunked[:-2])) is None
-    assert _response_end(bytearray(chunked)) == (200, len(chunked))
+class CheckingServer:
+    """A WeCom callback endpoint that opens each callback with wechatpy and keeps what it saw.
+
+    Every fifth MsgId is answered 403, so the benchmark has non-2xx answers to count.
+    """
+
+    def __init__(self) -> None:
+        self.crypto = WeChatCrypto(TOKEN, AES_KEY, CORP_ID)
+        self.received: Counter[str] = Counter()  # MsgId -> times received
+        self.answered: Counter[int] = Counter()  # status -> answers
+        self.messages: list[dict[str, str]] = []
+        self.timestamps: set[int] = set()
+        self.problems: list[str] = []
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(CALLBACK_PATH, self.callback)
+        return app
+
+    async def callback(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        q = request.query
+        try:
+            # wechatpy checks the signature and the corp id: the sealing is WeCom's.
+            plain = self.crypto.decrypt_message(
+                body, q["msg_signature"], q["timestamp"], q["nonce"]
+            )
+            envelope = xmltodict.parse(body)["xml"]
+            assert list(envelope) == ["ToUserName", "Encrypt", "AgentID"]
+            assert (envelope["ToUserName"], envelope["AgentID"]) == (CORP_ID, AGENT_ID)
+            msg = xmltodict.parse(plain)["xml"]
+            assert list(msg) == TEXT_FIELDS
+            assert msg["CreateTime"] == q["timestamp"]
+        except Exception as exc:  # recorded for the test, answered as a server error
+            self.problems.append(f"{request.path_qs}: {exc!r}")
+            return web.Response(status=500)
+        self.received[msg["MsgId"]] += 1
+        self.messages.append(msg)
+        self.timestamps.add(int(q["timestamp"]))
+        status = 403 if int(msg["MsgId"]) % 5 == 0 else 200
+        self.answered[status] += 1
+        return web.Response(status=status, text="success")
 
 
-async def _load(server: TestServer, batch: list[SealedCallback], concurrency: int = 8) -> Any:
-    pairs = [(c.target, c.body) for c in batch]
-    requests = render_requests(pairs, str(server.host), int(server.port or 0))
-    return await run_load(str(server.host), int(server.port or 0), requests, concurrency, 10.0)
+async def test_callback_bench_sends_real_callbacks_and_counts_every_answer(
+    aiohttp_server: ServerFactory, tmp_path: Path
+) -> None:
+    checker = CheckingServer()
+    server = await aiohttp_server(checker.app())
+    out = tmp_path / "callback.json"
+    url = str(server.make_url(CALLBACK_PATH))
+    started = time.time()
+    proc = await asyncio.create_subprocess_exec(
+        *bench_command("callback", "--quick", "--url", url, "--json", str(out)),
+        cwd=REPO,
+        env=bench_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    printed = (await asyncio.wait_for(proc.communicate(), BENCH_TIMEOUT_S))[0].decode()
+    assert not checker.problems, checker.problems
 
+    # A run with non-2xx answers is not a valid measurement, and the benchmark says so.
+    assert proc.returncode == 1, printed
+    assert "INVALID" in printed
+    report = json.loads(out.read_text())
+    settings = report["settings"]
+    assert (settings["requests"], settings["warmup"], settings["url"]) == (200, 20, url)
+    row = report["results"]["target"]
+    timed, warmup = row["result"], row["warmup"]
+    total = settings["requests"] + settings["warmup"]
 
-async def test_loadgen_against_bare_server(aiohttp_server: ServerFactory) -> None:
-    server = await aiohttp_server(bare.create_app())
-    result = await _load(server, generate_callbacks(48, seed=3))
-    assert (result.requests, result.ok, result.errors) == (48, 48, 0)
-    assert result.statuses == {200: 48}
-    assert not result.timed_out
-    assert 0 < result.p50_ms <= result.p99_ms
-    assert result.rps > 0
+    # Distinct callbacks, each sent once, each answer counted once with its status.
+    assert len(checker.received) == total and set(checker.received.values()) == {1}
+    assert (timed["requests"], warmup["requests"]) == (settings["requests"], settings["warmup"])
+    statuses = Counter({int(s): n for s, n in timed["statuses"].items()})
+    statuses.update({int(s): n for s, n in warmup["statuses"].items()})
+    assert statuses == checker.answered and set(statuses) == {200, 403}
+    assert (timed["ok"], timed["errors"]) == (timed["statuses"]["200"], timed["statuses"]["403"])
+    assert not timed["timed_out"]
+    assert 0 < timed["p50_ms"] <= timed["p99_ms"]
+    assert timed["rps"] > 0
 
-
-async def test_loadgen_against_peer_counts_rejections(aiohttp_server: ServerFactory) -> None:
-    batch = generate_callbacks(40, seed=5)  # timestamps of now: peer ignores them anyway
-    app = peer.create_app()
-    server = await aiohttp_server(app)
-    result = await _load(server, batch, concurrency=4)
-    assert (result.ok, result.errors) == (40, 0)
-    assert app[peer.FLAGGED]["flagged"] == 40 // RISK_EVERY
-
-    # Signed with another token: every request is a 403, and the harness reports each one.
-    forged = generate_callbacks(10, seed=5, token="not-the-token")
-    result = await _load(server, forged, concurrency=4)
-    assert (result.ok, result.errors, result.statuses) == (0, 10, {403: 10})
+    # Text messages as WeCom writes them, sealed when sent.
+    assert all(started - 1 <= t <= time.time() + 1 for t in checker.timestamps)
+    for msg in checker.messages:
+        assert (msg["ToUserName"], msg["MsgType"], msg["AgentID"]) == (CORP_ID, "text", AGENT_ID)
+        assert 20 <= len(msg["Content"]) <= 60
+    risky = sum(any(w in m["Content"] for w in RISK_WORDS) for m in checker.messages)
+    assert risky == total // RISK_EVERY
+    assert len({m["FromUserName"] for m in checker.messages}) > 50
+    assert urlsplit(url).path == CALLBACK_PATH
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_alerts_bench_quick_keeps_member_limits_and_loses_nothing(
-    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+def test_alerts_bench_quick_keeps_member_limits_and_loses_nothing(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("DATABASE_URL", raising=False)
-    parser = argparse.ArgumentParser()
-    alerts.add_arguments(parser)
-    argv = ["--quick"]
+    out = tmp_path / "alerts.json"
+    argv = ["alerts", "--quick", "--json", str(out)]
     if backend == "postgresql":
         argv += ["--database-url", str(request.getfixturevalue("pg_url"))]
-    settings = alerts.settings_from(parser.parse_args(argv))
-    assert (settings.database_url is None) == (backend == "sqlite")
+    done = run_bench(*argv)
+    assert done.returncode == 0, done.stdout + done.stderr
+    report: dict[str, Any] = json.loads(out.read_text())
+    assert report["settings"]["database_url"] == (backend == "postgresql")
+    assert report["backend"].lower().startswith(backend)
 
-    report = await simulate(settings)
-    check = report.check
-    assert report.ok, check.failures
-    assert check.messages == report.messages == 300
+    assert report["ok"], report["failures"]
+    assert report["archived"] == report["messages"] == 300
     # Every alert reached each recipient (and escalate_to) by a card or a digest.
-    assert check.covered == check.pairs >= check.alerts > 0
-    assert check.escalated == check.alerts  # nobody claims
+    assert report["covered"] == report["pairs"] >= report["alerts"] > 0
+    assert report["escalated"] == report["alerts"]  # nobody claims
     # The scenario makes the policy and the rate limit do their jobs, not just pass through.
-    assert report.decisions["new"] and report.decisions["join"] and report.decisions["renotify"]
-    assert check.held > 0 and check.sent["digest"] > 0 and check.sent["escalation"] > 0
-    assert max(r.max_per_minute for r in check.recipients) == 20  # the budget, used to the full
-    assert all(r.max_per_minute <= 30 and r.max_per_hour <= 1000 for r in check.recipients)
-    printed: list[str] = []
-    alerts.print_report(report, printed.append)
-    assert "nothing lost" in printed[-1] and printed[-1].endswith("OK")
+    decisions = report["decisions"]
+    assert decisions["new"] and decisions["join"] and decisions["renotify"]
+    assert report["held"] > 0 and report["sent"]["digest"] > 0 and report["sent"]["escalation"] > 0
+    recipients = report["recipients"]
+    assert max(r["max_per_minute"] for r in recipients) == 20  # the budget, used to the full
+    assert all(r["max_per_minute"] <= 30 and r["max_per_hour"] <= 1000 for r in recipients)
+    assert line_starting(done.stdout, "nothing lost").endswith("OK")
