@@ -17,7 +17,7 @@ from monitor.archive.kf_models import ActionStatus, KfActionRecord
 
 __all__ = ["ActionRow", "finish_action", "pending_actions", "record_action"]
 
-_ACTION: Table = KfActionRecord.__table__  # type: ignore[attr-defined]
+_ACTION: Table = KfActionRecord.__table__
 
 
 @dataclass(frozen=True, slots=True)

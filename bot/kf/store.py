@@ -47,11 +47,11 @@ __all__ = [
     "known_accounts",
 ]
 
-_CURSOR: Table = KfCursorRecord.__table__  # type: ignore[attr-defined]
-_CUSTOMER: Table = KfCustomerRecord.__table__  # type: ignore[attr-defined]
-_ACTION: Table = KfActionRecord.__table__  # type: ignore[attr-defined]
-_DECISION: Table = KfDecisionRecord.__table__  # type: ignore[attr-defined]
-_FLAG: Table = MessageFlagRecord.__table__  # type: ignore[attr-defined]
+_CURSOR: Table = KfCursorRecord.__table__
+_CUSTOMER: Table = KfCustomerRecord.__table__
+_ACTION: Table = KfActionRecord.__table__
+_DECISION: Table = KfDecisionRecord.__table__
+_FLAG: Table = MessageFlagRecord.__table__
 
 
 class FencedOut(Exception):

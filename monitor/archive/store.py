@@ -38,7 +38,7 @@ from monitor.errors import StorageError
 
 __all__ = ["Archive", "StoreResult"]
 
-_TABLE: Table = MessageRecord.__table__  # type: ignore[attr-defined]  # set by the metaclass
+_TABLE: Table = MessageRecord.__table__
 
 _COLUMNS = (
     "dedupe_key",
@@ -64,7 +64,7 @@ _Item = tuple[_Row, tuple[ArchivedHit, ...], tuple[StoreEffect, ...]]
 """What one store queues: the message row, its hits and its in-transaction effects."""
 _VERSION_INDEX = _COLUMNS.index("rules_version")
 _RECEIVED_INDEX = _COLUMNS.index("received_at")
-_HIT_TABLE: Table = HitRecord.__table__  # type: ignore[attr-defined]
+_HIT_TABLE: Table = HitRecord.__table__
 
 _PAGE_ROWS = 1000
 """Rows per INSERT statement; 11,000 parameters stay under SQLite's 32,766 limit."""
