@@ -17,6 +17,7 @@ other workers wait for it, then find the database at head.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +57,9 @@ METADATA: MetaData = SQLModel.metadata
 """Every archive table as the models declare them: the schema at the head revision."""
 
 _SCHEMA_LOCK_KEY = 0x5E17_0001  # PostgreSQL advisory lock id guarding the upgrade
+_ALEMBIC_LOCK = threading.Lock()
+"""alembic's ``context`` and ``op`` are module-level proxies: one migration run per process at a
+time, even for two databases (the database's own lock orders runs on one database)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +131,8 @@ def upgrade_schema(engine: Engine) -> SchemaUpgrade:
 
             config = alembic_config()
             config.attributes["connection"] = conn  # env.py runs the migrations on it
-            command.upgrade(config, head)
+            with _ALEMBIC_LOCK:
+                command.upgrade(config, head)
             present = set(inspect(conn).get_table_names())
             storage_log.info("archive schema upgraded from %s to %s", before or "none", head)
         _restore_missing_tables(conn, present)
