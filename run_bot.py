@@ -9,6 +9,7 @@ python run_bot.py rules check PATH [PATH ...]
 python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config FILE]
 python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
                                  [--config FILE] OUT
+python run_bot.py db upgrade [--config FILE]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from bot.web.preflight import check_services, config_notes
 from bot.web.runner import serve
 from monitor.archive import archived_texts
 from monitor.archive.export_cli import DEFAULT_TZ, export_command
+from monitor.archive.schema_cli import upgrade_command
 from rules.cli import backtest_command, check_command, scan_command
 from wecom_sdk.errors import WeComError
 
@@ -189,6 +191,25 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     export_p.set_defaults(func=cmd_archive_export)
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    config = _load(args)
+    return upgrade_command(config.storage.database_url, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def add_db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    db_p = sub.add_parser("db", help="database schema migrations")
+    db_sub = db_p.add_subparsers(dest="db_command", required=True)
+
+    upgrade_p = db_sub.add_parser(
+        "upgrade",
+        help="apply the schema migrations (start-up does too); print the revision before and after",
+    )
+    upgrade_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    upgrade_p.set_defaults(func=cmd_db_upgrade)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bot.py", description="wecom-sentinel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -218,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rules_parser(sub)
     add_archive_parser(sub)
+    add_db_parser(sub)
     return parser
 
 

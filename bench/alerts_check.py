@@ -47,9 +47,9 @@ __all__ = [
 WECOM_PER_MINUTE = 30
 WECOM_PER_HOUR = 1000
 
-_HELD: Table = HeldAlertRecord.__table__  # type: ignore[attr-defined]
-_MESSAGES: Table = MessageRecord.__table__  # type: ignore[attr-defined]
-_LINKS: Table = AlertMessageLink.__table__  # type: ignore[attr-defined]
+_HELD: Table = HeldAlertRecord.__table__
+_MESSAGES: Table = MessageRecord.__table__
+_LINKS: Table = AlertMessageLink.__table__
 _DIGEST_COUNT = re.compile(r"以下 (\d+) 条已合并")
 _ESCALATION_PREFIX = "【升级】"
 _CARDS = (OutboxKind.CARD, OutboxKind.ESCALATION)

@@ -33,7 +33,8 @@ class WriterClosed(StorageError):
 
 
 class SchemaMismatch(MonitorError):
-    """Existing archive tables lack columns this version writes.
+    """The database's schema is not one this version can migrate: a newer version upgraded it, or
+    it was made before migrations by a version whose tables lack columns this one writes.
 
     Raised at start-up rather than letting every store fail (which would answer WeCom 5xx forever).
     """

@@ -11,13 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from monitor.archive.kf_models import ActionStatus, KfActionRecord
+from monitor.archive.upsert import insert_ignore
 
 __all__ = ["ActionRow", "finish_action", "pending_actions", "record_action"]
 
-_ACTION: Table = KfActionRecord.__table__  # type: ignore[attr-defined]
+_ACTION: Table = KfActionRecord.__table__
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +75,7 @@ def finish_action(
 
 def record_action(conn: Connection, row: dict[str, Any]) -> None:
     """Insert one action row as given (the welcome, recorded after its single attempt)."""
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    conn.execute(module.insert(_ACTION).on_conflict_do_nothing(index_elements=["msgid"]), [row])
+    conn.execute(insert_ignore(conn.dialect, _ACTION, ["msgid"]), [row])
 
 
 def _at(epoch: float) -> datetime:

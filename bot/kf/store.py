@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from bot.config import KfConfig
 from bot.kf.budget import Budget
@@ -35,6 +34,7 @@ from monitor.archive.kf_models import (
     KfDecisionRecord,
     MessageFlagRecord,
 )
+from monitor.archive.upsert import insert_ignore, upsert
 
 __all__ = [
     "CustomerPage",
@@ -47,11 +47,11 @@ __all__ = [
     "known_accounts",
 ]
 
-_CURSOR: Table = KfCursorRecord.__table__  # type: ignore[attr-defined]
-_CUSTOMER: Table = KfCustomerRecord.__table__  # type: ignore[attr-defined]
-_ACTION: Table = KfActionRecord.__table__  # type: ignore[attr-defined]
-_DECISION: Table = KfDecisionRecord.__table__  # type: ignore[attr-defined]
-_FLAG: Table = MessageFlagRecord.__table__  # type: ignore[attr-defined]
+_CURSOR: Table = KfCursorRecord.__table__
+_CUSTOMER: Table = KfCustomerRecord.__table__
+_ACTION: Table = KfActionRecord.__table__
+_DECISION: Table = KfDecisionRecord.__table__
+_FLAG: Table = MessageFlagRecord.__table__
 
 
 class FencedOut(Exception):
@@ -62,26 +62,13 @@ def _at(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def _upsert(conn: Connection, table: Table, keys: list[str]) -> Any:
-    module = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return module.insert(table), keys
-
-
-def _insert_ignore(
-    conn: Connection, table: Table, keys: list[str], rows: list[dict[str, Any]]
-) -> None:
-    if rows:
-        stmt, _ = _upsert(conn, table, keys)
-        conn.execute(stmt.on_conflict_do_nothing(index_elements=keys), rows)
-
-
 def claim_fence(conn: Connection, open_kfid: str, now: float) -> tuple[int, str]:
     """Take the next fencing token for ``open_kfid``; returns it and the stored cursor."""
-    stmt, keys = _upsert(conn, _CURSOR, ["open_kfid"])
-    stmt = stmt.values(open_kfid=open_kfid, cursor="", fence=1, updated_at=_at(now))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=keys, set_={"fence": _CURSOR.c.fence + 1}
-    ).returning(_CURSOR.c.fence, _CURSOR.c.cursor)
+    stmt = (
+        upsert(conn.dialect, _CURSOR, ["open_kfid"], {"fence": _CURSOR.c.fence + 1})
+        .values(open_kfid=open_kfid, cursor="", fence=1, updated_at=_at(now))
+        .returning(_CURSOR.c.fence, _CURSOR.c.cursor)
+    )
     fence, cursor = conn.execute(stmt).one()
     return int(fence), str(cursor)
 
@@ -160,7 +147,8 @@ def _apply_flags(conn: Connection, page: PageCommit) -> None:
         }
         for f in page.flags
     ]
-    _insert_ignore(conn, _FLAG, ["dedupe_key", "flag"], rows)
+    if rows:
+        conn.execute(insert_ignore(conn.dialect, _FLAG, ["dedupe_key", "flag"]), rows)
     for f in page.flags:
         if f.failed_msgid:
             conn.execute(
@@ -226,12 +214,12 @@ def _decide_customer(
         }
         for a in plan.actions
     ]
-    _insert_ignore(conn, _ACTION, ["msgid"], actions)
-    stmt, keys = _upsert(conn, _CUSTOMER, ["open_kfid", "external_userid"])
+    if actions:
+        conn.execute(insert_ignore(conn.dialect, _ACTION, ["msgid"]), actions)
     values = {"last_customer_at": window_start, "unanswered": plan.unanswered, "updated_at": now}
     conn.execute(
-        stmt.values(open_kfid=kfid, external_userid=user, **values).on_conflict_do_update(
-            index_elements=keys, set_=values
+        upsert(conn.dialect, _CUSTOMER, ["open_kfid", "external_userid"], values).values(
+            open_kfid=kfid, external_userid=user, **values
         )
     )
     return len(actions)

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Index, Text
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
-from monitor.archive.models import UTCDateTime
+from monitor.archive.models import TableModel, UTCDateTime
 
 __all__ = [
     "AlertAuditRecord",
@@ -47,7 +47,7 @@ class OutboxStatus:
     SKIPPED = "skipped"
 
 
-class AlertRecord(SQLModel, table=True):
+class AlertRecord(TableModel, table=True):
     """One alert: a conversation, a kind, one aggregation window (``monitor.alerts.policy.OpenAlert``)."""
 
     __tablename__ = "alert"
@@ -78,7 +78,7 @@ class AlertRecord(SQLModel, table=True):
     rules_version: str = ""
 
 
-class AlertMessageLink(SQLModel, table=True):
+class AlertMessageLink(TableModel, table=True):
     """Which archived messages joined which alert."""
 
     __tablename__ = "alert_message"
@@ -87,7 +87,7 @@ class AlertMessageLink(SQLModel, table=True):
     message_id: int = Field(primary_key=True, foreign_key="message.id", index=True)
 
 
-class OutboxRecord(SQLModel, table=True):
+class OutboxRecord(TableModel, table=True):
     """One call to make to WeCom: a card, an escalation, a robot post, a digest or a card update."""
 
     __tablename__ = "outbox"
@@ -117,7 +117,7 @@ class OutboxRecord(SQLModel, table=True):
     response_code_used: bool = False
 
 
-class RecipientSendRecord(SQLModel, table=True):
+class RecipientSendRecord(TableModel, table=True):
     """One message sent to one recipient: the per-recipient rate limit counts these."""
 
     __tablename__ = "recipient_send"
@@ -129,7 +129,7 @@ class RecipientSendRecord(SQLModel, table=True):
     outbox_id: int
 
 
-class HeldAlertRecord(SQLModel, table=True):
+class HeldAlertRecord(TableModel, table=True):
     """An alert a recipient did not get because of the rate limit; their next digest lists it."""
 
     __tablename__ = "held_alert"
@@ -142,7 +142,7 @@ class HeldAlertRecord(SQLModel, table=True):
     """The pending digest outbox row that will list it."""
 
 
-class AlertAuditRecord(SQLModel, table=True):
+class AlertAuditRecord(TableModel, table=True):
     """Who did what to an alert, from a card button or the review web."""
 
     __tablename__ = "alert_audit"

@@ -39,8 +39,8 @@ __all__ = [
     "finish",
 ]
 
-_SENDS: Table = RecipientSendRecord.__table__  # type: ignore[attr-defined]
-_HELD: Table = HeldAlertRecord.__table__  # type: ignore[attr-defined]
+_SENDS: Table = RecipientSendRecord.__table__
+_HELD: Table = HeldAlertRecord.__table__
 OUTBOX = store.OUTBOX
 
 ROBOT_RECIPIENT = "@robot"

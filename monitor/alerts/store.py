@@ -48,12 +48,12 @@ __all__ = [
     "update_joined",
 ]
 
-ALERTS: Table = AlertRecord.__table__  # type: ignore[attr-defined]
-OUTBOX: Table = OutboxRecord.__table__  # type: ignore[attr-defined]
-_LINKS: Table = AlertMessageLink.__table__  # type: ignore[attr-defined]
-_AUDIT: Table = AlertAuditRecord.__table__  # type: ignore[attr-defined]
-_HITS: Table = HitRecord.__table__  # type: ignore[attr-defined]
-_MESSAGES: Table = MessageRecord.__table__  # type: ignore[attr-defined]
+ALERTS: Table = AlertRecord.__table__
+OUTBOX: Table = OutboxRecord.__table__
+_LINKS: Table = AlertMessageLink.__table__
+_AUDIT: Table = AlertAuditRecord.__table__
+_HITS: Table = HitRecord.__table__
+_MESSAGES: Table = MessageRecord.__table__
 
 
 _LOCK_NAMESPACE = 7301

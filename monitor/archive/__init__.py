@@ -1,13 +1,14 @@
-"""The durable message archive: SQLModel tables, engines, the group-commit writer, the idempotent
-store, read queries and streaming export.
+"""The durable message archive: SQLModel tables and their migrations, engines, the group-commit
+writer, the idempotent store, read queries and streaming export.
 """
 
 from __future__ import annotations
 
-from monitor.archive.engine import create_schema, make_engine, normalize_url
+from monitor.archive.engine import make_engine, normalize_url
 from monitor.archive.models import ArchivedHit, HitRecord, InboundRecord, MessageRecord
 from monitor.archive.queries import ArchivedMessageHits, archived_texts, hits_of_message
 from monitor.archive.sandbox_log import SandboxCall, SandboxLog
+from monitor.archive.schema import SchemaUpgrade, create_schema, upgrade_schema
 from monitor.archive.store import Archive, StoreResult
 from monitor.archive.writer import BulkOp, GroupCommitWriter
 from monitor.errors import MonitorError, SchemaMismatch, StorageError, WriterClosed
@@ -25,6 +26,7 @@ __all__ = [
     "SandboxCall",
     "SandboxLog",
     "SchemaMismatch",
+    "SchemaUpgrade",
     "StorageError",
     "StoreResult",
     "WriterClosed",
@@ -33,4 +35,5 @@ __all__ = [
     "hits_of_message",
     "make_engine",
     "normalize_url",
+    "upgrade_schema",
 ]

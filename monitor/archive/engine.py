@@ -1,4 +1,6 @@
-"""Database engines: URL normalisation, durable SQLite/PostgreSQL settings, schema creation.
+"""Database engines: URL normalisation, durable SQLite/PostgreSQL settings.
+
+The schema (alembic migrations, run at start-up) is :mod:`monitor.archive.schema`.
 
 :class:`~monitor.archive.writer.GroupCommitWriter` (the group-commit writer) and its
 :class:`~monitor.archive.writer.BulkOp` protocol live in ``monitor.archive.writer`` and are re-exported here.
@@ -11,20 +13,14 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlmodel import SQLModel
 
-from monitor.alerts import models as _alert_models  # noqa: F401  (the alert tables, likewise)
-from monitor.archive import kf_models as _kf_models  # noqa: F401  (the kf tables, likewise)
-from monitor.archive import models as _models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from monitor.archive.writer import SQLITE_BEGIN_OPTION, BulkOp, GroupCommitWriter
-from monitor.errors import SchemaMismatch
 
-__all__ = ["BulkOp", "GroupCommitWriter", "create_schema", "make_engine", "normalize_url"]
+__all__ = ["BulkOp", "GroupCommitWriter", "make_engine", "normalize_url"]
 
 _PG_CONNECT_TIMEOUT_S = 5
-_SCHEMA_LOCK_KEY = 0x5E17_0001  # PostgreSQL advisory lock id guarding create_schema
 _WAL_SWITCH_TIMEOUT_S = 5.0
 
 
@@ -113,29 +109,3 @@ def _enable_wal(cursor: Any) -> None:
             if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() == "wal":
                 return
             time.sleep(0.01)
-
-
-def create_schema(engine: Engine) -> None:
-    """Create every missing archive table (no migrations yet); safe to race from N workers."""
-    # Every worker of `serve --workers N` runs this at start-up: serialise them, or two could both
-    # see a table missing and the second CREATE would fail.
-    locked = engine.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-    with locked.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY})
-        SQLModel.metadata.create_all(conn)
-        _check_columns(conn)
-
-
-def _check_columns(conn: Connection) -> None:
-    # create_all never alters an existing table: a database made by an older version would make
-    # every store fail with "no such column". Refuse to start instead, naming what is missing.
-    inspector = inspect(conn)
-    for table in SQLModel.metadata.sorted_tables:
-        present = {column["name"] for column in inspector.get_columns(table.name)}
-        missing = sorted(c.name for c in table.columns if c.name not in present)
-        if missing:
-            raise SchemaMismatch(
-                f"table {table.name!r} lacks column(s) {', '.join(missing)}: the database was "
-                "created by an older version of wecom-sentinel; migrate it or start with a new one"
-            )

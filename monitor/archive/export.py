@@ -70,8 +70,8 @@ DEFAULT_CHUNK = 1000
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
-_MESSAGE: Table = MessageRecord.__table__  # type: ignore[attr-defined]  # set by the metaclass
-_HIT: Table = HitRecord.__table__  # type: ignore[attr-defined]
+_MESSAGE: Table = MessageRecord.__table__
+_HIT: Table = HitRecord.__table__
 
 
 @dataclass(frozen=True, slots=True)

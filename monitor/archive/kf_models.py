@@ -14,10 +14,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Index, Text, UniqueConstraint
-from sqlmodel import Field, SQLModel, col, select
+from sqlmodel import Field, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from monitor.archive.models import UTCDateTime
+from monitor.archive.models import TableModel, UTCDateTime
 
 __all__ = [
     "ActionKind",
@@ -60,7 +60,7 @@ class ActionStatus:
     """Accepted, then reported undeliverable by a ``msg_send_fail`` event (``fail_type``)."""
 
 
-class KfCursorRecord(SQLModel, table=True):
+class KfCursorRecord(TableModel, table=True):
     """The sync_msg cursor of one kf account and the fencing token of its latest puller.
 
     A puller claims ``fence + 1`` when it takes the lock; its cursor writes require the stored
@@ -75,7 +75,7 @@ class KfCursorRecord(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class KfCustomerRecord(SQLModel, table=True):
+class KfCustomerRecord(TableModel, table=True):
     """What reply decisions need to know about one customer of one kf account."""
 
     __tablename__ = "kf_customer"
@@ -89,7 +89,7 @@ class KfCustomerRecord(SQLModel, table=True):
     updated_at: datetime = Field(sa_type=UTCDateTime)
 
 
-class KfActionRecord(SQLModel, table=True):
+class KfActionRecord(TableModel, table=True):
     """One outbound action the bot decided: a message to a customer, or a session transfer.
 
     ``msgid`` is derived from the message it answers, so the same decision always has the same
@@ -123,7 +123,7 @@ class KfActionRecord(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class KfDecisionRecord(SQLModel, table=True):
+class KfDecisionRecord(TableModel, table=True):
     """What the bot decided for one customer message; its presence means "decided, never again"."""
 
     __tablename__ = "kf_decision"
@@ -146,7 +146,7 @@ class MessageFlag:
     """A bot message WeCom reported undeliverable (``detail``: the fail_type)."""
 
 
-class MessageFlagRecord(SQLModel, table=True):
+class MessageFlagRecord(TableModel, table=True):
     """A flag on an archived message, set by a later event; the review UI shows them."""
 
     __tablename__ = "message_flag"

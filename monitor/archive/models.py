@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import ClassVar, Protocol
 
-from sqlalchemy import Connection, DateTime, Dialect, Text
+from sqlalchemy import Connection, DateTime, Dialect, Table, Text
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -20,6 +20,7 @@ __all__ = [
     "InboundRecord",
     "MessageRecord",
     "StoreEffect",
+    "TableModel",
     "UTCDateTime",
 ]
 
@@ -54,7 +55,17 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
-class MessageRecord(SQLModel, table=True):
+class TableModel(SQLModel):
+    """Base of every archive table model (declared ``class X(TableModel, table=True)``).
+
+    SQLModel builds each table's Core :class:`~sqlalchemy.Table` and sets it as ``__table__``
+    without declaring it; declared here, Core statements use ``X.__table__`` fully typed.
+    """
+
+    __table__: ClassVar[Table]
+
+
+class MessageRecord(TableModel, table=True):
     """One inbound message or event exactly as received, keyed by its dedupe key.
 
     Only ``dedupe_key`` has a length limit (checked before insert): a long user id must never make
@@ -88,7 +99,7 @@ class MessageRecord(SQLModel, table=True):
     """Who wrote it: ``customer``, ``staff``, ``member`` (app), ``system`` or ``bot``."""
 
 
-class HitRecord(SQLModel, table=True):
+class HitRecord(TableModel, table=True):
     """One sensitive-word hit in an archived message (the span is in the message's ``content``)."""
 
     __tablename__ = "hit"

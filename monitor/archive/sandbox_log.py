@@ -15,17 +15,17 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, Text, insert
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from monitor.archive.models import UTCDateTime
+from monitor.archive.models import TableModel, UTCDateTime
 from monitor.archive.writer import GroupCommitWriter
 from monitor.errors import StorageError
 
 __all__ = ["SandboxCall", "SandboxLog"]
 
 
-class SandboxCall(SQLModel, table=True):
+class SandboxCall(TableModel, table=True):
     """One API call the sandbox accepted, with the answer it gave."""
 
     __tablename__ = "sandbox_call"
@@ -40,7 +40,7 @@ class SandboxCall(SQLModel, table=True):
     """The sandbox's answer as JSON text."""
 
 
-_TABLE: Table = SandboxCall.__table__  # type: ignore[attr-defined]  # set by the metaclass
+_TABLE: Table = SandboxCall.__table__
 
 
 def _utcnow() -> datetime:

@@ -21,7 +21,6 @@ from sqlalchemy import (
     insert,
     select,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 
 from monitor.archive.models import (
@@ -33,12 +32,13 @@ from monitor.archive.models import (
     StoreEffect,
 )
 from monitor.archive.queries import hits_query, message_query
+from monitor.archive.upsert import insert_ignore
 from monitor.archive.writer import GroupCommitWriter
 from monitor.errors import StorageError
 
 __all__ = ["Archive", "StoreResult"]
 
-_TABLE: Table = MessageRecord.__table__  # type: ignore[attr-defined]  # set by the metaclass
+_TABLE: Table = MessageRecord.__table__
 
 _COLUMNS = (
     "dedupe_key",
@@ -64,7 +64,7 @@ _Item = tuple[_Row, tuple[ArchivedHit, ...], tuple[StoreEffect, ...]]
 """What one store queues: the message row, its hits and its in-transaction effects."""
 _VERSION_INDEX = _COLUMNS.index("rules_version")
 _RECEIVED_INDEX = _COLUMNS.index("received_at")
-_HIT_TABLE: Table = HitRecord.__table__  # type: ignore[attr-defined]
+_HIT_TABLE: Table = HitRecord.__table__
 
 _PAGE_ROWS = 1000
 """Rows per INSERT statement; 11,000 parameters stay under SQLite's 32,766 limit."""
@@ -377,20 +377,14 @@ class _CoreInsert:
     """The Core statement; with several rows SQLAlchemy renders one multi-VALUES INSERT."""
 
     def __init__(self, dialect: Dialect) -> None:
-        self._stmt = _insert_ignoring_duplicates(dialect.name)
+        self._stmt = _insert_ignoring_duplicates(dialect)
 
     def __call__(self, conn: Connection, rows: Sequence[_Row]) -> _Inserted:
         params = [dict(zip(_COLUMNS, row, strict=True)) for row in rows]
         return conn.execute(self._stmt, params).all()
 
 
-def _insert_ignoring_duplicates(dialect: str) -> Insert:
+def _insert_ignoring_duplicates(dialect: Dialect) -> Insert:
     """``INSERT ... ON CONFLICT (dedupe_key) DO NOTHING RETURNING id, dedupe_key`` (dialect's)."""
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(_TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(_TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    else:
-        raise ValueError(f"the archive supports sqlite and postgresql, not {dialect!r}")
-    return stmt.returning(_TABLE.c.id, _TABLE.c.dedupe_key)  # type: ignore[no-any-return]
+    stmt = insert_ignore(dialect, _TABLE, ["dedupe_key"])
+    return stmt.returning(_TABLE.c.id, _TABLE.c.dedupe_key)

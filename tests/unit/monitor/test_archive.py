@@ -177,7 +177,7 @@ async def test_store_after_close_is_a_storage_error(
 
 
 def test_row_covers_every_column() -> None:
-    table = MessageRecord.__table__  # type: ignore[attr-defined]
+    table = MessageRecord.__table__
     assert set(archive_module._COLUMNS) == {c.name for c in table.c} - {"id"}
     row = archive_module._row(record("k", content="c", raw="r"), FIXED_NOW)
     assert dict(zip(archive_module._COLUMNS, row, strict=True)) == {

@@ -583,11 +583,7 @@ def test_acknowledged_stores_survive_kill_9(
     assert proc.returncode == -signal.SIGKILL
     assert len(acknowledged) >= 300
     with engine.connect() as conn:
-        stored = set(
-            conn.execute(
-                select(MessageRecord.__table__.c.dedupe_key)  # type: ignore[attr-defined]
-            ).scalars()
-        )
+        stored = set(conn.execute(select(MessageRecord.__table__.c.dedupe_key)).scalars())
         total = conn.execute(select(func.count()).select_from(MessageRecord)).scalar_one()
     missing = [key for key in acknowledged if key not in stored]
     assert not missing, f"{len(missing)} acknowledged keys lost, e.g. {missing[:3]}"

@@ -26,8 +26,8 @@ from monitor.archive.models import HitRecord, MessageRecord
 from tests.support.app import free_port, write_config
 from tests.support.paths import REPO
 
-MESSAGE = MessageRecord.__table__  # type: ignore[attr-defined]
-HIT = HitRecord.__table__  # type: ignore[attr-defined]
+MESSAGE = MessageRecord.__table__
+HIT = HitRecord.__table__
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 

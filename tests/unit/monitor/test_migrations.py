@@ -1,0 +1,599 @@
+"""Schema migrations (alembic), on the SQLite file and the real PostgreSQL.
+
+The head revision is exactly what the models declare; a database made before migrations (by
+commit e3df39a, the last layout without them) is adopted as revision 0001 with every row kept;
+a database newer than the code is refused; N workers upgrading at once do not race; and
+``run_bot.py db upgrade`` says so.
+
+The old databases come from SQL dumps in tests/data, ``schema_e3df39a.sqlite.sql`` and
+``schema_e3df39a.postgresql.sql``, made by running e3df39a's own ``create_schema`` and writing
+rows into every table; ``tests/data/make_schema_e3df39a.py`` made them (its docstring says how).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, func, inspect, select, text
+
+from monitor.archive import (
+    Archive,
+    ArchivedHit,
+    GroupCommitWriter,
+    InboundRecord,
+    SchemaMismatch,
+    create_schema,
+    make_engine,
+    upgrade_schema,
+)
+from monitor.archive.schema import METADATA, alembic_config, head_revision
+from tests.support.app import write_config
+from tests.support.paths import DATA, REPO
+
+OLD_DUMPS = {
+    "sqlite": DATA / "schema_e3df39a.sqlite.sql",
+    "postgresql": DATA / "schema_e3df39a.postgresql.sql",
+}
+OLD_ROWS = {
+    "message": 3,
+    "hit": 2,
+    "alert": 2,
+    "alert_message": 2,
+    "outbox": 2,
+    "recipient_send": 1,
+    "held_alert": 1,
+    "alert_audit": 1,
+    "kf_cursor": 1,
+    "kf_customer": 1,
+    "kf_reply": 2,
+    "kf_decision": 1,
+    "message_flag": 1,
+    "sandbox_call": 1,
+}
+"""Rows per table in the dumps: every table of the schema has some."""
+T1 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+
+
+def _libpq(url: str) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme.split('+', 1)[0]}://{rest}"
+
+
+def _schema_of(url: str) -> str:
+    return url.rsplit("search_path%3D", 1)[1]
+
+
+@contextmanager
+def extra_pg_schema(pg_url: str) -> Iterator[str]:
+    """A second fresh schema (``pg_schema_url`` gives one per test), dropped after."""
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with psycopg.connect(_libpq(pg_url), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+def load_old_dump(url: str) -> None:
+    """Load the e3df39a database (tables and rows) into the empty database at ``url``."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+        try:
+            conn.executescript(OLD_DUMPS["sqlite"].read_text(encoding="utf-8"))
+        finally:
+            conn.close()
+        return
+    with psycopg.connect(_libpq(url), autocommit=True) as pg:
+        # The dump's names are unqualified: it lands in the schema search_path names.
+        pg.execute(f'SET search_path TO "{_schema_of(url)}"')
+        pg.execute(OLD_DUMPS["postgresql"].read_text(encoding="utf-8"))  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def old_url(database_url: str) -> str:
+    """A database made by e3df39a, before migrations, with rows in every table."""
+    load_old_dump(database_url)
+    return database_url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def snapshot(engine: Engine, *, skip: str = "") -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table (but ``skip``), in primary-key order, as the models read them."""
+    with engine.connect() as conn:
+        return {
+            table.name: [
+                tuple(row)
+                for row in conn.execute(select(table).order_by(*table.primary_key.columns))
+            ]
+            for table in METADATA.sorted_tables
+            if table.name != skip
+        }
+
+
+def revision_of(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        heads = MigrationContext.configure(conn).get_current_heads()
+    assert len(heads) <= 1
+    return heads[0] if heads else None
+
+
+def reflected(engine: Engine) -> dict[str, Any]:
+    """Everything the database says about its archive tables (not about alembic_version)."""
+    inspector = inspect(engine)
+    schema: dict[str, Any] = {}
+    for name in sorted(set(inspector.get_table_names()) - {"alembic_version"}):
+        schema[name] = {
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"], c.get("default"))
+                for c in inspector.get_columns(name)
+            ],
+            "pk": inspector.get_pk_constraint(name)["constrained_columns"],
+            "fks": sorted(
+                (
+                    tuple(fk["constrained_columns"]),
+                    fk["referred_table"],
+                    tuple(fk["referred_columns"]),
+                )
+                for fk in inspector.get_foreign_keys(name)
+            ),
+            "indexes": sorted(
+                (ix["name"], tuple(ix["column_names"]), ix["unique"])
+                for ix in inspector.get_indexes(name)
+            ),
+            "uniques": sorted(
+                (uq["name"], tuple(uq["column_names"]))
+                for uq in inspector.get_unique_constraints(name)
+            ),
+        }
+    return schema
+
+
+def sqlite_ddl(engine: Engine) -> set[tuple[str, str, str]]:
+    """The CREATE statements SQLite keeps, whitespace normalised."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT type, name, sql FROM sqlite_master "
+            "WHERE sql IS NOT NULL AND name != 'alembic_version'"
+        ).all()
+    return {(kind, name, " ".join(sql.split())) for kind, name, sql in rows}
+
+
+# -- the head is what the models declare ---------------------------------------------------------
+
+
+def test_upgrading_an_empty_database_gives_the_models_schema(
+    engine: Engine, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    create_schema(engine)
+    assert revision_of(engine) == head_revision() == "0001"
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
+    # The same tables, columns, keys and indexes as create_all makes from the models.
+    models_url = (
+        f"sqlite:///{tmp_path / 'models.db'}"
+        if engine.dialect.name == "sqlite"
+        else str(request.getfixturevalue("pg_url"))
+    )
+    with _models_database(models_url) as made_by_models:
+        assert reflected(engine) == reflected(made_by_models)
+        if engine.dialect.name == "sqlite":
+            assert sqlite_ddl(engine) == sqlite_ddl(made_by_models)
+    assert set(reflected(engine)) == set(METADATA.tables)
+
+
+@contextmanager
+def _models_database(url: str) -> Iterator[Engine]:
+    """A database whose tables ``create_all`` made from the models (PostgreSQL: a new schema)."""
+
+    @contextmanager
+    def made(url: str) -> Iterator[Engine]:
+        eng = make_engine(url)
+        try:
+            METADATA.create_all(eng)
+            yield eng
+        finally:
+            eng.dispose()
+
+    if url.startswith("sqlite"):
+        with made(url) as eng:
+            yield eng
+        return
+    with extra_pg_schema(url) as schema_url, made(schema_url) as eng:
+        yield eng
+
+
+def test_sqlite_keeps_wal_and_full_sync_after_upgrading(sqlite_url: str) -> None:
+    eng = make_engine(sqlite_url)
+    try:
+        create_schema(eng)
+        with eng.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    finally:
+        eng.dispose()
+
+
+def test_downgrade_to_base_and_upgrade_again(engine: Engine, database_url: str) -> None:
+    create_schema(engine)
+    config = alembic_config(database_url)
+    command.downgrade(config, "base")
+    assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
+    assert revision_of(engine) is None
+    command.upgrade(config, "head")
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
+
+
+def test_second_upgrade_reports_the_head_and_changes_nothing(engine: Engine) -> None:
+    first = upgrade_schema(engine)
+    assert (first.before, first.made_before_migrations, first.after) == (None, False, "0001")
+    second = upgrade_schema(engine)
+    assert (second.before, second.made_before_migrations, second.after) == ("0001", False, "0001")
+
+
+def test_a_table_dropped_at_head_is_created_again(engine: Engine) -> None:
+    create_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE sandbox_call"))
+    create_schema(engine)
+    assert "sandbox_call" in inspect(engine).get_table_names()
+    assert revision_of(engine) == "0001"
+
+
+# -- a database made before migrations ------------------------------------------------------------
+
+
+def test_old_database_is_adopted_with_every_row(old_url: str) -> None:
+    eng = make_engine(old_url)
+    try:
+        assert revision_of(eng) is None
+        before = snapshot(eng)
+        assert {name: len(rows) for name, rows in before.items()} == OLD_ROWS
+        upgrade = upgrade_schema(eng)
+        assert (upgrade.before, upgrade.made_before_migrations, upgrade.after) == (
+            None,
+            True,
+            "0001",
+        )
+        assert revision_of(eng) == "0001"
+        assert snapshot(eng) == before  # nothing recreated, nothing lost
+        with eng.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
+        again = upgrade_schema(eng)
+        assert (again.before, again.made_before_migrations) == ("0001", False)
+        assert snapshot(eng) == before
+    finally:
+        eng.dispose()
+
+
+NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
+    (
+        "message",
+        {
+            "dedupe_key": "msg:2001",
+            "channel": "app",
+            "msg_type": "text",
+            "from_user": "wangwu",
+            "to_user": "wx5823bf96d3bd56c7",
+            "create_time": 1775034000,
+            "content": "新消息",
+            "raw": "<xml/>",
+            "received_at": T1,
+        },
+    ),
+    (
+        "hit",
+        {
+            "message_id": 2,
+            "word": "投诉",
+            "rule_group": "customer_risk",
+            "severity": 3,
+            "span_start": 0,
+            "span_end": 2,
+            "rules_version": "r2",
+        },
+    ),
+    (
+        "alert",
+        {
+            "alert_id": "al-0003",
+            "conversation_id": "app:wangwu",
+            "kind": "customer_risk",
+            "severity": 3,
+            "words": "[]",
+            "count": 1,
+            "first_at": T1,
+            "last_at": T1,
+            "latest_text": "新消息",
+            "recipients": "[]",
+            "status": "open",
+            "notified_severity": 3,
+        },
+    ),
+    ("alert_message", {"alert_id": "al-0003", "message_id": 3}),
+    (
+        "outbox",
+        {
+            "kind": "card",
+            "recipients": "[]",
+            "payload": "{}",
+            "created_at": T1,
+            "next_at": T1,
+        },
+    ),
+    ("recipient_send", {"recipient": "manager1", "sent_at": T1, "outbox_id": 1}),
+    ("held_alert", {"recipient": "m", "alert_id": "al-0003", "held_at": T1, "digest_id": 2}),
+    (
+        "alert_audit",
+        {
+            "alert_id": "al-0003",
+            "user": "m",
+            "action": "claim",
+            "source": "web",
+            "at": T1,
+            "before": "open",
+            "after": "claimed",
+        },
+    ),
+    ("kf_cursor", {"open_kfid": "wkKF2", "updated_at": T1}),
+    ("kf_customer", {"open_kfid": "wkKF2", "external_userid": "wmX", "updated_at": T1}),
+    (
+        "kf_reply",
+        {
+            "msgid": "r-new",
+            "open_kfid": "wkKF2",
+            "external_userid": "wmX",
+            "in_reply_to": "m1",
+            "kind": "reply",
+            "body": "{}",
+            "status": "pending",
+            "created_at": T1,
+        },
+    ),
+    (
+        "kf_decision",
+        {
+            "dedupe_key": "kf:m1",
+            "open_kfid": "wkKF2",
+            "external_userid": "wmX",
+            "outcome": "replied",
+            "decided_at": T1,
+        },
+    ),
+    ("message_flag", {"dedupe_key": "kf:m1", "flag": "recalled", "created_at": T1}),
+    ("sandbox_call", {"at": T1, "path": "kf/send_msg", "body": "{}", "answer": "{}"}),
+]
+
+
+async def test_old_database_takes_new_writes_after_the_upgrade(old_url: str) -> None:
+    eng = make_engine(old_url)
+    try:
+        create_schema(eng)
+        assert sorted(name for name, _ in NEW_ROWS) == sorted(METADATA.tables)
+        with eng.begin() as conn:
+            for name, values in NEW_ROWS:
+                table = METADATA.tables[name]
+                conn.execute(table.insert().values(values))  # the models' defaults fill the rest
+        counts = {name: n + 1 for name, n in OLD_ROWS.items()}
+        with eng.connect() as conn:
+            for name in OLD_ROWS:
+                table = METADATA.tables[name]
+                assert (
+                    conn.execute(select(func.count()).select_from(table)).scalar_one()
+                    == (counts[name])
+                ), name
+                if "id" in table.c:  # new ids follow the old rows' (PostgreSQL: the sequences)
+                    assert conn.execute(select(func.max(table.c.id))).scalar_one() == counts[name]
+        # The archive itself: a new message with its hit, and WeCom retrying an old one.
+        async with GroupCommitWriter(eng) as writer:
+            archive = Archive(writer, clock=lambda: T1)
+            stored = await archive.store_inbound(_record("msg:3001", hits=(_HIT,)))
+            retried = await archive.store_inbound(_record("msg:1001"))
+            assert stored.inserted and stored.message_id == 5
+            assert (retried.inserted, retried.message_id) == (False, 1)
+            assert [h.word for h in await archive.hits_of(stored.message_id)] == ["投诉"]
+            assert [h.word for h in await archive.hits_of(1)] == ["维权", "12315"]
+    finally:
+        eng.dispose()
+
+
+_HIT = ArchivedHit(word="投诉", group="customer_risk", severity=3, start=0, end=2)
+
+
+def _record(key: str, hits: tuple[ArchivedHit, ...] = ()) -> InboundRecord:
+    return InboundRecord(
+        dedupe_key=key,
+        channel="app",
+        msg_type="text",
+        from_user="zhangsan",
+        to_user="wx5823bf96d3bd56c7",
+        create_time=1775034000,
+        raw="<xml/>",
+        content="投诉",
+        rules_version="r2",
+        hits=hits,
+    )
+
+
+def test_old_database_lacking_a_table_gets_it(old_url: str) -> None:
+    eng = make_engine(old_url)
+    try:
+        with eng.begin() as conn:  # a version older still, before the send sandbox
+            conn.execute(text("DROP TABLE sandbox_call"))
+        before = snapshot(eng, skip="sandbox_call")
+        create_schema(eng)
+        assert revision_of(eng) == "0001"
+        assert snapshot(eng, skip="sandbox_call") == before
+        with eng.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM sandbox_call")).scalar_one() == 0
+            assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
+    finally:
+        eng.dispose()
+
+
+def test_old_database_lacking_a_column_is_refused(old_url: str) -> None:
+    eng = make_engine(old_url)
+    try:
+        with eng.begin() as conn:
+            conn.execute(text("ALTER TABLE kf_reply DROP COLUMN fail_type"))
+        with pytest.raises(SchemaMismatch, match=r"'kf_reply' lacks column\(s\) fail_type"):
+            create_schema(eng)
+        assert revision_of(eng) is None  # refused before writing anything
+        assert "alembic_version" not in inspect(eng).get_table_names()
+    finally:
+        eng.dispose()
+
+
+@pytest.mark.parametrize("made_by", ["empty", "e3df39a"])
+def test_workers_upgrading_at_once_do_not_race(database_url: str, made_by: str) -> None:
+    if made_by == "e3df39a":
+        load_old_dump(database_url)
+    engines = [make_engine(database_url) for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(engines))
+
+    def upgrade(eng: Engine) -> None:
+        try:
+            start.wait(5)
+            create_schema(eng)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade, args=(eng,)) for eng in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    try:
+        assert errors == []
+        with engines[0].connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+        assert versions == [("0001",)]
+        counts = {name: len(rows) for name, rows in snapshot(engines[0]).items()}
+        assert counts == (OLD_ROWS if made_by == "e3df39a" else dict.fromkeys(OLD_ROWS, 0))
+    finally:
+        for eng in engines:
+            eng.dispose()
+
+
+# -- a database newer than the code ---------------------------------------------------------------
+
+
+def test_newer_database_is_refused(engine: Engine) -> None:
+    create_schema(engine)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(
+        SchemaMismatch, match=r"revision 9999, which this version .* newest is 0001"
+    ):
+        create_schema(engine)
+    assert revision_of(engine) == "9999"
+
+
+# -- run_bot.py db upgrade, through a real subprocess -------------------------------------------
+
+
+def db_upgrade(config: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}  # the config's URL counts
+    return subprocess.run(
+        [sys.executable, str(REPO / "run_bot.py"), "db", "upgrade", "--config", str(config)],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_upgrades_an_empty_database_then_finds_it_at_head(
+    tmp_path: Path, database_url: str
+) -> None:
+    config = write_config(tmp_path, database_url)
+    first = db_upgrade(config)
+    assert (first.returncode, first.stderr) == (0, "")
+    assert first.stdout.splitlines() == [
+        "database was at revision none (empty database)",
+        "database at revision 0001 (head)",
+    ]
+    second = db_upgrade(config)
+    assert (second.returncode, second.stderr) == (0, "")
+    assert second.stdout.splitlines() == [
+        "database was at revision 0001",
+        "database at revision 0001 (head)",
+    ]
+
+
+def test_upgrades_a_database_made_before_migrations_keeping_its_rows(
+    tmp_path: Path, database_url: str
+) -> None:
+    load_old_dump(database_url)
+    result = db_upgrade(write_config(tmp_path, database_url))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "database was at revision none (tables made before migrations, kept with their rows)",
+        "database at revision 0001 (head)",
+    ]
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT count(*) FROM message")).scalar_one() == 3
+            assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
+                ("0001",)
+            ]
+    finally:
+        engine.dispose()
+
+
+def test_a_newer_database_is_refused_in_one_line(tmp_path: Path, sqlite_url: str) -> None:
+    config = write_config(tmp_path, sqlite_url)
+    assert db_upgrade(config).returncode == 0
+    engine = make_engine(sqlite_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    result = db_upgrade(config)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: [storage].database_url: the database is at schema ")
+    assert "revision 9999" in result.stderr
+
+
+def test_an_unreachable_database_is_one_line_and_no_password(tmp_path: Path) -> None:
+    url = "postgresql://sentinel:s3cret-pw@127.0.0.1:1/test"  # nothing listens on port 1
+    result = db_upgrade(write_config(tmp_path, url))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(
+        "error: [storage].database_url: cannot connect to the database ("
+    )
+    assert "s3cret-pw" not in result.stderr
