@@ -68,9 +68,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from(args: argparse.Namespace) -> Settings:
     """``--quick`` or the full size, then any explicit size option; PostgreSQL if one is named."""
-    # monitor.archive before monitor.alerts: the two packages import each other and only this
-    # order completes (the known cycle of tests/test_layering.py).
-    import monitor.archive  # noqa: F401
     from bench.alerts_sim import Settings
 
     conversations, hits, duration = QUICK if args.quick else FULL

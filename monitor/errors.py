@@ -25,7 +25,7 @@ class StorageError(MonitorError):
 
 
 class WriterClosed(StorageError):
-    """Work was submitted to a closed :class:`~monitor.archive.engine.GroupCommitWriter`.
+    """Work was submitted to a closed :class:`~monitor.archive.database.GroupCommitWriter`.
 
     A ``StorageError`` subclass so a callback arriving during shutdown is answered 5xx like any
     other storage failure (WeCom retries it against a live worker).

@@ -242,9 +242,7 @@ SAME_MEANING = {
 }
 #: Names of different meanings awaiting a rename; while there are any, the test is an expected
 #: failure, and any other clash still fails it.
-KNOWN_CLASHES = {
-    "engine": "rules/engine.py (the rule engine) vs monitor/archive/engine.py (database engines)",
-}
+KNOWN_CLASHES: dict[str, str] = {}
 
 
 def shared_names(paths: Iterable[str]) -> dict[str, list[str]]:

@@ -260,19 +260,6 @@ KNOWN_CYCLES = {
         frozenset(f"wecom_sdk.client.{m}" for m in ("base", "kf", "message", "robot")),
         "wecom_sdk.client.base and its API groups import each other (TYPE_CHECKING imports)",
     ),
-    "monitor": (
-        frozenset(
-            {
-                "monitor.alerts.models",
-                "monitor.archive",
-                "monitor.archive.engine",
-                "monitor.archive.queries",
-                "monitor.archive.store",
-            }
-        ),
-        "monitor.alerts.models imports monitor.archive.models, and the monitor.archive package"
-        " imports the alert models (python -c 'import monitor.alerts.models' fails)",
-    ),
 }
 
 

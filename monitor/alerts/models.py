@@ -12,7 +12,7 @@ from datetime import datetime
 from sqlalchemy import Index, Text
 from sqlmodel import Field
 
-from monitor.archive.models import TableModel, UTCDateTime
+from monitor.tables import TableModel, UTCDateTime
 
 __all__ = [
     "AlertAuditRecord",

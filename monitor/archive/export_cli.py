@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
 
-from monitor.archive.engine import make_engine, normalize_url
+from monitor.archive.database import make_engine, normalize_url
 from monitor.archive.export import (
     DEFAULT_CHUNK,
     ExportRow,

@@ -17,7 +17,7 @@ from sqlalchemy import Index, Text, UniqueConstraint
 from sqlmodel import Field, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from monitor.archive.models import TableModel, UTCDateTime
+from monitor.tables import TableModel, UTCDateTime
 
 __all__ = [
     "ActionKind",

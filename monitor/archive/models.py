@@ -1,17 +1,19 @@
 """Archive tables (SQLModel) and the plain record the bot hands to the archive.
 
-Alert tables live in ``monitor.alerts.models``; the hash chain is added by a later issue.
+Alert tables live in ``monitor.alerts.models``, kf tables in ``monitor.archive.kf_models``; all of
+them derive from :class:`monitor.tables.TableModel`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import ClassVar, Protocol
+from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import Connection, DateTime, Dialect, Table, Text
-from sqlalchemy.types import TypeDecorator
-from sqlmodel import Field, SQLModel
+from sqlalchemy import Connection, Text
+from sqlmodel import Field
+
+from monitor.tables import TableModel, UTCDateTime
 
 __all__ = [
     "DEDUPE_KEY_MAX",
@@ -20,49 +22,10 @@ __all__ = [
     "InboundRecord",
     "MessageRecord",
     "StoreEffect",
-    "TableModel",
-    "UTCDateTime",
 ]
 
 DEDUPE_KEY_MAX = 128
 """Longest accepted dedupe key (a MsgId, or a 64-char SHA-256 hex digest for events)."""
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend.
-
-    SQLite has no timezone type and hands back naive values; PostgreSQL's ``timestamptz`` answers
-    in the session's time zone. Both are normalised so callers always get an aware UTC datetime.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given for a UTC column")
-        value = value.astimezone(UTC)
-        # SQLite would store the offset as text and then fail to compare it; store naive UTC there.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-
-class TableModel(SQLModel):
-    """Base of every archive table model (declared ``class X(TableModel, table=True)``).
-
-    SQLModel builds each table's Core :class:`~sqlalchemy.Table` and sets it as ``__table__``
-    without declaring it; declared here, Core statements use ``X.__table__`` fully typed.
-    """
-
-    __table__: ClassVar[Table]
 
 
 class MessageRecord(TableModel, table=True):

@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from monitor.alerts.models import AlertMessageLink, AlertRecord, OutboxRecord
-from monitor.archive.engine import make_engine, normalize_url
+from monitor.archive.database import make_engine, normalize_url
 from monitor.archive.models import HitRecord, MessageRecord
 
 __all__ = [

@@ -18,9 +18,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Field, Session, col, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from monitor.archive.models import TableModel, UTCDateTime
 from monitor.archive.writer import GroupCommitWriter
 from monitor.errors import StorageError
+from monitor.tables import TableModel, UTCDateTime
 
 __all__ = ["SandboxCall", "SandboxLog"]
 

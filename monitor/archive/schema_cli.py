@@ -17,7 +17,7 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from monitor.archive.engine import make_engine
+from monitor.archive.database import make_engine
 from monitor.archive.schema import SchemaUpgrade, upgrade_schema
 from monitor.errors import SchemaMismatch
 

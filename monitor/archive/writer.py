@@ -34,7 +34,7 @@ ItemT_contra = TypeVar("ItemT_contra", contravariant=True)
 ResultT_co = TypeVar("ResultT_co", covariant=True)
 
 SQLITE_BEGIN_OPTION = "sentinel_sqlite_begin"
-"""Execution option read by the SQLite engine's "begin" hook (see ``monitor.archive.engine.make_engine``).
+"""Execution option read by the SQLite engine's "begin" hook (see ``monitor.archive.database.make_engine``).
 
 The writer sets it to IMMEDIATE, taking the write lock up front so a batch never fails half-way on
 a lock upgrade; other connections use a deferred BEGIN.

@@ -28,9 +28,9 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel.sql.sqltypes import AutoString
 
-from monitor.archive.engine import make_engine
-from monitor.archive.models import UTCDateTime
+from monitor.archive.database import make_engine
 from monitor.archive.schema import METADATA
+from monitor.tables import UTCDateTime
 
 
 def render_item(kind: str, obj: Any, _autogen_context: Any) -> str | Literal[False]:
