@@ -11,7 +11,7 @@ from aiohttp.test_utils import TestServer
 from wecom_sdk.client import MemoryTokenCache, RetryPolicy, WeComClient
 from wecom_sdk.errors import (
     ApiError,
-    ConfigError,
+    CredentialError,
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
@@ -168,7 +168,7 @@ async def test_config_errors_not_retried(env: Env, bad: str) -> None:
         agent_id=1,
     )
     async with client:
-        with pytest.raises(ConfigError) as info:
+        with pytest.raises(CredentialError) as info:
             await client.message.send_text("u1", "x")
     assert info.value.errcode == (40013 if bad == "corp" else 40001)
     assert "not retried" in str(info.value) and "wrong-secret-value" not in str(info.value)
@@ -320,7 +320,7 @@ async def test_secrets_never_in_errors_or_logs(env: Env, caplog: pytest.LogCaptu
         agent_id=1,
     )
     async with bad:
-        with pytest.raises(ConfigError) as info:
+        with pytest.raises(CredentialError) as info:
             await bad.message.send_text("u1", "x")
     errors.append(info.value)
     issued = {c.token for c in env.fake.calls} | set(env.fake._tokens)
@@ -333,7 +333,9 @@ async def test_secrets_never_in_errors_or_logs(env: Env, caplog: pytest.LogCaptu
 async def test_errors_pickle_with_fields() -> None:
     import pickle
 
-    exc = pickle.loads(pickle.dumps(ConfigError(40001, "invalid credential", "/cgi-bin/gettoken")))
+    exc = pickle.loads(
+        pickle.dumps(CredentialError(40001, "invalid credential", "/cgi-bin/gettoken"))
+    )
     assert (exc.errcode, exc.path) == (40001, "/cgi-bin/gettoken") and "not retried" in str(exc)
     assert issubclass(ServiceUnavailable, TransportError)
     with pytest.raises(ValueError):
