@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
-from wecom_sdk.client import MemoryTokenCache, RetryPolicy, WeComClient
+import wecom_sdk.client
+from wecom_sdk.client import Caller, KfApi, MemoryTokenCache, RetryPolicy, RobotApi, WeComClient
 from wecom_sdk.errors import (
     ApiError,
     CredentialError,
@@ -340,3 +345,56 @@ async def test_errors_pickle_with_fields() -> None:
     assert issubclass(ServiceUnavailable, TransportError)
     with pytest.raises(ValueError):
         RetryPolicy(attempts=0)
+
+
+def test_only_the_package_init_imports_the_client_module() -> None:
+    """The API groups depend on the Caller protocol, so client/ has no import circle."""
+    folder = Path(wecom_sdk.client.__file__).parent
+    importers = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module == "base":
+                importers.add(path.name)
+    assert importers == {"__init__.py"}
+
+
+class RecordingCaller:
+    """A Caller that answers every call with ``answer`` and records it."""
+
+    agent_id: int | None = None
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, Mapping[str, Any] | None, bool]] = []
+
+    def url(self, path: str) -> URL:
+        return URL("https://wecom.test/cgi-bin/").join(URL(path))
+
+    async def call(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self.calls.append((path, body, True))
+        return self.answer
+
+    async def request(
+        self, url: URL, body: Mapping[str, Any] | None, *, auth: bool
+    ) -> dict[str, Any]:
+        self.calls.append((str(url), body, auth))
+        return self.answer
+
+
+async def test_api_groups_run_over_any_caller() -> None:
+    caller = RecordingCaller({"errcode": 0, "msgid": "m1", "msg_code": "c1"})
+    group: Caller = caller
+    assert await KfApi(group).service_state_trans("kf1", "wm1", 1) == "c1"
+    await RobotApi(group).send_text("robot-key", "hi")
+    assert caller.calls == [
+        (
+            "kf/service_state/trans",
+            {"open_kfid": "kf1", "external_userid": "wm1", "service_state": 1},
+            True,
+        ),
+        (
+            "https://wecom.test/cgi-bin/webhook/send?key=robot-key",
+            {"msgtype": "text", "text": {"content": "hi"}},
+            False,
+        ),
+    ]
