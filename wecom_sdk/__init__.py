@@ -18,7 +18,7 @@ from .client import (
 from .crypto import MsgCrypto, SealedMessage
 from .errors import (
     ApiError,
-    ConfigError,
+    CredentialError,
     CryptoError,
     DecryptError,
     EncryptError,
@@ -74,7 +74,7 @@ __all__ = [
     "ApiError",
     "Article",
     "ChangeExternalContactEvent",
-    "ConfigError",
+    "CredentialError",
     "CryptoError",
     "DecryptError",
     "EncryptError",

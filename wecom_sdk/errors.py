@@ -19,7 +19,7 @@ Every error is a :class:`WeComError`; the tree::
     │   ├── TokenInvalid            40014, 42001: refresh the access_token and retry once
     │   ├── RateLimited             45009, 45033
     │   ├── PermissionDenied        48002, 60011, 60020
-    │   └── ConfigError             40001, 40013: wrong secret / corpid; never retried
+    │   └── CredentialError         40001, 40013: wrong secret / corpid; never retried
     └── TransportError              no usable WeCom answer (network, HTTP status, bad JSON)
         └── ServiceUnavailable      network error, timeout or HTTP 5xx: transient, retried
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 __all__ = [
     "ApiError",
-    "ConfigError",
+    "CredentialError",
     "CryptoError",
     "DecryptError",
     "EncryptError",
@@ -176,7 +176,7 @@ class PermissionDenied(ApiError):
     """API not allowed for the app (48002), no privilege (60011) or untrusted IP (60020)."""
 
 
-class ConfigError(ApiError):
+class CredentialError(ApiError):
     """The corp id (40013) or secret (40001) is wrong: fix the configuration, retrying cannot help."""
 
     def __init__(self, errcode: int, errmsg: str, path: str) -> None:
@@ -201,8 +201,8 @@ class ServiceUnavailable(TransportError):
 
 
 _API_ERRORS: dict[int, type[ApiError]] = {
-    40001: ConfigError,
-    40013: ConfigError,
+    40001: CredentialError,
+    40013: CredentialError,
     40014: TokenInvalid,
     42001: TokenInvalid,
     45009: RateLimited,

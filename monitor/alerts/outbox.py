@@ -35,7 +35,7 @@ from monitor.archive.writer import GroupCommitWriter
 from wecom_sdk.client import WeComClient
 from wecom_sdk.errors import (
     ApiError,
-    ConfigError,
+    CredentialError,
     PermissionDenied,
     RateLimited,
     TokenInvalid,
@@ -222,7 +222,7 @@ class OutboxWorker:
 
     def _failed(self, row: Claimed, now: datetime, exc: Exception) -> Outcome:
         """Retry what may succeed later; give up on what never will (logged either way)."""
-        if isinstance(exc, ConfigError | PermissionDenied):
+        if isinstance(exc, CredentialError | PermissionDenied):
             log.error(
                 "outbox row %d (%s): %s; fix the [wecom] settings; retrying in %.0fs",
                 row.id,

@@ -7,6 +7,7 @@ Tokens are cached (memory or Redis) and refreshed single-flight; errcodes become
 from __future__ import annotations
 
 from .base import DEFAULT_API_BASE, RetryPolicy, WeComClient, check_response, redact
+from .caller import Caller
 from .kf import KfApi
 from .message import MessageApi
 from .models import SendResult, ServiceState, SyncResult
@@ -17,6 +18,7 @@ from .transport import AiohttpTransport, Transport
 __all__ = [
     "DEFAULT_API_BASE",
     "AiohttpTransport",
+    "Caller",
     "KfApi",
     "MemoryTokenCache",
     "MessageApi",

@@ -1,7 +1,8 @@
 """The WeCom API client: one transport, errcode mapping, bounded retries, token refresh.
 
-API groups (``client.message``, ``client.kf``, ``client.robot``) are thin classes over
-:meth:`WeComClient.call`. Errcodes: https://developer.work.weixin.qq.com/document/path/90313.
+API groups (``client.message``, ``client.kf``, ``client.robot``) are thin classes over the
+:class:`~wecom_sdk.client.caller.Caller` protocol, which :class:`WeComClient` satisfies.
+Errcodes: https://developer.work.weixin.qq.com/document/path/90313.
 """
 
 from __future__ import annotations

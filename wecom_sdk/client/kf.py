@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .caller import Caller
 from .models import ServiceState, SyncResult, check_bytes
-
-if TYPE_CHECKING:
-    from .base import WeComClient
 
 __all__ = ["KfApi"]
 
@@ -40,7 +38,7 @@ def _message(msgtype: str, content: Mapping[str, Any], msgid: str | None) -> dic
 class KfApi:
     """``client.kf``: the 微信客服 API (the app must be allowed to call it)."""
 
-    def __init__(self, client: WeComClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def sync_msg(

@@ -7,12 +7,10 @@ https://developer.work.weixin.qq.com/document/path/94888 (update_template_card).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .caller import Caller
 from .models import SendResult, check_bytes
-
-if TYPE_CHECKING:
-    from .base import WeComClient
 
 __all__ = ["MessageApi"]
 
@@ -31,7 +29,7 @@ def _recipients(touser: str | Sequence[str]) -> str:
 class MessageApi:
     """``client.message``: messages from the app to members (alerts to managers)."""
 
-    def __init__(self, client: WeComClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     async def _send(

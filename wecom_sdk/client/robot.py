@@ -6,14 +6,12 @@ https://developer.work.weixin.qq.com/document/path/91770 (≤ 20 messages/min pe
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from yarl import URL
 
+from .caller import Caller
 from .models import check_bytes
-
-if TYPE_CHECKING:
-    from .base import WeComClient
 
 __all__ = ["RobotApi"]
 
@@ -21,7 +19,7 @@ __all__ = ["RobotApi"]
 class RobotApi:
     """``client.robot``: team-room alerts through a group robot; same errcode mapping and retries."""
 
-    def __init__(self, client: WeComClient) -> None:
+    def __init__(self, client: Caller) -> None:
         self._client = client
 
     def _url(self, webhook_url_or_key: str) -> URL:

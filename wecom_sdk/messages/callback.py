@@ -1,9 +1,9 @@
 """Typed, frozen models of decrypted WeCom callback messages and events.
 
-One parser (:func:`from_mapping`) and one registry keyed by ``(MsgType, Event)`` in lower case,
-filled by the :func:`_register` decorator. Each model field names its XML tag and reader with
-:func:`_xml`. Unknown types become :class:`UnknownMessage` / :class:`UnknownEvent`; every model
-keeps the parsed mapping in ``raw`` for archiving.
+One parser (:func:`from_mapping`) and one :class:`~wecom_sdk.messages.base.Registry` keyed by
+``MsgType`` and, for events, ``Event``, both matched in lower case. Each model field names its XML
+tag and reader with :func:`_xml`. Unknown types become :class:`UnknownMessage` /
+:class:`UnknownEvent`; every model keeps the parsed mapping in ``raw`` for archiving.
 Formats: https://developer.work.weixin.qq.com/document/path/90239 (messages) and
 https://developer.work.weixin.qq.com/document/path/90240 (events).
 """
@@ -15,13 +15,15 @@ import json
 import math
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any, Self, TypedDict, TypeVar
+from dataclasses import dataclass
+from typing import Any, Self, TypedDict
 
 from ..errors import XmlError
 from ..xmlsafe import parse_xml
+from .base import EVENT, Model, Registry, field_readers, model_field
 
 __all__ = [
+    "CALLBACK_MODELS",
     "ChangeExternalContactEvent",
     "EnterAgentEvent",
     "Event",
@@ -101,8 +103,8 @@ def _repeated(d: Mapping[str, Any], tag: str) -> list[Any]:
 
 
 def _xml(tag: str, read: _Reader = _text, default: Any = "", *, secret: bool = False) -> Any:
-    """A model field read from XML ``tag`` by ``read``; ``default`` serves direct construction."""
-    return field(default=default, repr=not secret, metadata={"xml": tag, "read": read})
+    """A model field read from XML ``tag`` by ``read(mapping, tag)``."""
+    return model_field(tag, read, default, secret=secret)
 
 
 class _Common(TypedDict):
@@ -115,7 +117,7 @@ class _Common(TypedDict):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Message:
+class Message(Model):
     """Fields common to every callback message and event.
 
     Attributes:
@@ -124,7 +126,6 @@ class Message:
         create_time: CreateTime, Unix seconds.
         msg_type: MsgType as sent.
         agent_id: AgentID as a string (sent as CDATA or as a bare int), None when absent.
-        raw: The whole parsed mapping, kept for archiving.
     """
 
     to_user: str
@@ -132,7 +133,6 @@ class Message:
     create_time: int
     msg_type: str
     agent_id: str | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, hash=False)
 
     @property
     def dedupe_key(self) -> str:
@@ -152,104 +152,9 @@ class Message:
         )
         return "evt:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
-    @property
-    def text(self) -> str | None:
-        """The content of a text message, None for everything else."""
-        return None
-
     @classmethod
     def _build(cls, common: _Common, d: Mapping[str, Any]) -> Self:
-        readers = _READERS.get(cls)
-        if readers is None:
-            # dataclasses.fields() builds a tuple and filters pseudo-fields on every call: once
-            # per model class is enough (models are immutable classes).
-            readers = _READERS[cls] = tuple(
-                (f.name, f.metadata["read"], f.metadata["xml"]) for f in fields(cls) if f.metadata
-            )
-        return cls(**common, **{name: read(d, tag) for name, read, tag in readers})
-
-
-_M = TypeVar("_M", bound=type[Message])
-_READERS: dict[type[Message], tuple[tuple[str, _Reader, str], ...]] = {}
-"""Per model class: (field name, reader, XML tag) of each field read from XML; see ``_build``."""
-_REGISTRY: dict[tuple[str, str], type[Message]] = {}
-
-
-def _register(msg_type: str, event: str = "") -> Callable[[_M], _M]:
-    """Register a model for a MsgType (and, for events, an Event name), case-insensitively."""
-
-    def add(cls: _M) -> _M:
-        _REGISTRY[msg_type.lower(), event.lower()] = cls
-        return cls
-
-    return add
-
-
-@_register("text")
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TextMessage(Message):
-    """A text message."""
-
-    content: str = _xml("Content")
-    msg_id: str = _xml("MsgId")
-
-    @property
-    def text(self) -> str | None:
-        return self.content
-
-
-@_register("image")
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ImageMessage(Message):
-    """An image message."""
-
-    pic_url: str = _xml("PicUrl")
-    media_id: str = _xml("MediaId")
-    msg_id: str = _xml("MsgId")
-
-
-@_register("voice")
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VoiceMessage(Message):
-    """A voice message; ``format`` is e.g. amr or speex."""
-
-    media_id: str = _xml("MediaId")
-    format: str = _xml("Format")
-    msg_id: str = _xml("MsgId")
-
-
-@_register("video")
-@dataclass(frozen=True, slots=True, kw_only=True)
-class VideoMessage(Message):
-    """A video message."""
-
-    media_id: str = _xml("MediaId")
-    thumb_media_id: str = _xml("ThumbMediaId")
-    msg_id: str = _xml("MsgId")
-
-
-@_register("location")
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LocationMessage(Message):
-    """A location message: ``location_x`` is the latitude, ``location_y`` the longitude."""
-
-    location_x: float = _xml("Location_X", _float, 0.0)
-    location_y: float = _xml("Location_Y", _float, 0.0)
-    scale: int = _xml("Scale", _int, 0)
-    label: str = _xml("Label")
-    msg_id: str = _xml("MsgId")
-
-
-@_register("link")
-@dataclass(frozen=True, slots=True, kw_only=True)
-class LinkMessage(Message):
-    """A link message."""
-
-    title: str = _xml("Title")
-    description: str = _xml("Description")
-    url: str = _xml("Url")
-    pic_url: str = _xml("PicUrl")
-    msg_id: str = _xml("MsgId")
+        return cls(**common, **{name: read(d, tag) for name, read, tag in field_readers(cls)})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -268,13 +173,89 @@ class Event(Message):
     event: str = _xml("Event")
 
 
-@_register("event", "subscribe")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownEvent(Event):
+    """Any Event without a model; read ``raw``."""
+
+
+CALLBACK_MODELS: Registry[Message] = Registry(UnknownMessage, UnknownEvent)
+"""The callback models by lower-case MsgType and Event."""
+
+
+@CALLBACK_MODELS.register("text")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TextMessage(Message):
+    """A text message."""
+
+    content: str = _xml("Content")
+    msg_id: str = _xml("MsgId")
+
+    @property
+    def text(self) -> str | None:
+        return self.content
+
+
+@CALLBACK_MODELS.register("image")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageMessage(Message):
+    """An image message."""
+
+    pic_url: str = _xml("PicUrl")
+    media_id: str = _xml("MediaId")
+    msg_id: str = _xml("MsgId")
+
+
+@CALLBACK_MODELS.register("voice")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VoiceMessage(Message):
+    """A voice message; ``format`` is e.g. amr or speex."""
+
+    media_id: str = _xml("MediaId")
+    format: str = _xml("Format")
+    msg_id: str = _xml("MsgId")
+
+
+@CALLBACK_MODELS.register("video")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VideoMessage(Message):
+    """A video message."""
+
+    media_id: str = _xml("MediaId")
+    thumb_media_id: str = _xml("ThumbMediaId")
+    msg_id: str = _xml("MsgId")
+
+
+@CALLBACK_MODELS.register("location")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocationMessage(Message):
+    """A location message: ``location_x`` is the latitude, ``location_y`` the longitude."""
+
+    location_x: float = _xml("Location_X", _float, 0.0)
+    location_y: float = _xml("Location_Y", _float, 0.0)
+    scale: int = _xml("Scale", _int, 0)
+    label: str = _xml("Label")
+    msg_id: str = _xml("MsgId")
+
+
+@CALLBACK_MODELS.register("link")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkMessage(Message):
+    """A link message."""
+
+    title: str = _xml("Title")
+    description: str = _xml("Description")
+    url: str = _xml("Url")
+    pic_url: str = _xml("PicUrl")
+    msg_id: str = _xml("MsgId")
+
+
+@CALLBACK_MODELS.register(EVENT, "subscribe")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SubscribeEvent(Event):
     """A member followed the app (关注)."""
 
 
-@_register("event", "enter_agent")
+@CALLBACK_MODELS.register(EVENT, "enter_agent")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EnterAgentEvent(Event):
     """A member opened the app (进入应用)."""
@@ -282,7 +263,7 @@ class EnterAgentEvent(Event):
     event_key: str = _xml("EventKey")
 
 
-@_register("event", "location")
+@CALLBACK_MODELS.register(EVENT, "location")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LocationEvent(Event):
     """A periodic location report (上报地理位置, Event ``LOCATION``)."""
@@ -292,7 +273,7 @@ class LocationEvent(Event):
     precision: float = _xml("Precision", _float, 0.0)
 
 
-@_register("event", "kf_msg_or_event")
+@CALLBACK_MODELS.register(EVENT, "kf_msg_or_event")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KfMsgOrEvent(Event):
     """微信客服 has news: pull it with kf/sync_msg and ``token`` (valid 10 min; doc 94670)."""
@@ -323,7 +304,7 @@ def _selected_items(d: Mapping[str, Any], tag: str) -> tuple[SelectedItem, ...]:
     return tuple(items)
 
 
-@_register("event", "template_card_event")
+@CALLBACK_MODELS.register(EVENT, "template_card_event")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TemplateCardEvent(Event):
     """A template-card button was clicked (模板卡片事件推送, doc 90240).
@@ -339,7 +320,7 @@ class TemplateCardEvent(Event):
     selected_items: tuple[SelectedItem, ...] = _xml("SelectedItems", _selected_items, ())
 
 
-@_register("event", "change_external_contact")
+@CALLBACK_MODELS.register(EVENT, "change_external_contact")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChangeExternalContactEvent(Event):
     """A customer contact was added, edited or removed (doc 92130).
@@ -355,15 +336,10 @@ class ChangeExternalContactEvent(Event):
     welcome_code: str = _xml("WelcomeCode", secret=True)
 
 
-@_register("event", "msgaudit_notify")
+@CALLBACK_MODELS.register(EVENT, "msgaudit_notify")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MsgAuditNotifyEvent(Event):
     """New session-archive data can be pulled (会话内容存档, 产生会话回调事件)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnknownEvent(Event):
-    """Any Event without a model; read ``raw``."""
 
 
 def parse(xml: bytes | str) -> Message:
@@ -394,9 +370,6 @@ def from_mapping(d: Mapping[str, Any]) -> Message:
         agent_id=None if d.get("AgentID") is None else _text(d, "AgentID"),
         raw=d,
     )
-    key = msg_type.lower()
-    if key == "event":
-        model = _REGISTRY.get((key, _text(d, "Event").lower()), UnknownEvent)
-    else:
-        model = _REGISTRY.get((key, ""), UnknownMessage)
-    return model._build(common, d)
+    type_key = msg_type.lower()
+    event_key = _text(d, "Event").lower() if type_key == EVENT else ""
+    return CALLBACK_MODELS.lookup(type_key, event_key)._build(common, d)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import ast
 import logging
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
+from yarl import URL
 
-from wecom_sdk.client import MemoryTokenCache, RetryPolicy, WeComClient
+import wecom_sdk.client
+from wecom_sdk.client import Caller, KfApi, MemoryTokenCache, RetryPolicy, RobotApi, WeComClient
 from wecom_sdk.errors import (
     ApiError,
-    ConfigError,
+    CredentialError,
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
@@ -168,7 +173,7 @@ async def test_config_errors_not_retried(env: Env, bad: str) -> None:
         agent_id=1,
     )
     async with client:
-        with pytest.raises(ConfigError) as info:
+        with pytest.raises(CredentialError) as info:
             await client.message.send_text("u1", "x")
     assert info.value.errcode == (40013 if bad == "corp" else 40001)
     assert "not retried" in str(info.value) and "wrong-secret-value" not in str(info.value)
@@ -320,7 +325,7 @@ async def test_secrets_never_in_errors_or_logs(env: Env, caplog: pytest.LogCaptu
         agent_id=1,
     )
     async with bad:
-        with pytest.raises(ConfigError) as info:
+        with pytest.raises(CredentialError) as info:
             await bad.message.send_text("u1", "x")
     errors.append(info.value)
     issued = {c.token for c in env.fake.calls} | set(env.fake._tokens)
@@ -333,8 +338,63 @@ async def test_secrets_never_in_errors_or_logs(env: Env, caplog: pytest.LogCaptu
 async def test_errors_pickle_with_fields() -> None:
     import pickle
 
-    exc = pickle.loads(pickle.dumps(ConfigError(40001, "invalid credential", "/cgi-bin/gettoken")))
+    exc = pickle.loads(
+        pickle.dumps(CredentialError(40001, "invalid credential", "/cgi-bin/gettoken"))
+    )
     assert (exc.errcode, exc.path) == (40001, "/cgi-bin/gettoken") and "not retried" in str(exc)
     assert issubclass(ServiceUnavailable, TransportError)
     with pytest.raises(ValueError):
         RetryPolicy(attempts=0)
+
+
+def test_only_the_package_init_imports_the_client_module() -> None:
+    """The API groups depend on the Caller protocol, so client/ has no import circle."""
+    folder = Path(wecom_sdk.client.__file__).parent
+    importers = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module == "base":
+                importers.add(path.name)
+    assert importers == {"__init__.py"}
+
+
+class RecordingCaller:
+    """A Caller that answers every call with ``answer`` and records it."""
+
+    agent_id: int | None = None
+
+    def __init__(self, answer: dict[str, Any]) -> None:
+        self.answer = answer
+        self.calls: list[tuple[str, Mapping[str, Any] | None, bool]] = []
+
+    def url(self, path: str) -> URL:
+        return URL("https://wecom.test/cgi-bin/").join(URL(path))
+
+    async def call(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self.calls.append((path, body, True))
+        return self.answer
+
+    async def request(
+        self, url: URL, body: Mapping[str, Any] | None, *, auth: bool
+    ) -> dict[str, Any]:
+        self.calls.append((str(url), body, auth))
+        return self.answer
+
+
+async def test_api_groups_run_over_any_caller() -> None:
+    caller = RecordingCaller({"errcode": 0, "msgid": "m1", "msg_code": "c1"})
+    group: Caller = caller
+    assert await KfApi(group).service_state_trans("kf1", "wm1", 1) == "c1"
+    await RobotApi(group).send_text("robot-key", "hi")
+    assert caller.calls == [
+        (
+            "kf/service_state/trans",
+            {"open_kfid": "kf1", "external_userid": "wm1", "service_state": 1},
+            True,
+        ),
+        (
+            "https://wecom.test/cgi-bin/webhook/send?key=robot-key",
+            {"msgtype": "text", "text": {"content": "hi"}},
+            False,
+        ),
+    ]
