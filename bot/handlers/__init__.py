@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.handlers.kf_events import router as kf_events_router
+from bot.handlers.kf_notices import router as kf_notices_router
 from bot.handlers.reply_rules import router as reply_rules_router
 from bot.handlers.router import Router
 
@@ -13,5 +13,5 @@ def build_root_router() -> Router:
     """A fresh root router (one per app, so nothing is shared between workers or tests)."""
     root = Router("root")
     root.include(reply_rules_router())
-    root.include(kf_events_router())
+    root.include(kf_notices_router())
     return root

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.inbound.context import Context, Inbound
-from wecom_sdk.messages.callback import Event, TextMessage
+from wecom_sdk.messages.callback import TextMessage
 
 __all__ = [
     "And",
@@ -120,7 +120,7 @@ class EventIs(Filter):
         self.names = frozenset(n.lower() for n in names)
 
     async def __call__(self, msg: Inbound, ctx: Context) -> FilterResult:
-        return isinstance(msg, Event) and msg.event.lower() in self.names
+        return msg.event is not None and msg.event.lower() in self.names
 
 
 class Keyword(Filter):

@@ -22,7 +22,6 @@ from functools import partial
 from typing import Protocol
 
 from bot.handlers.router import UNHANDLED, HandlerResult, Router
-from bot.inbound.chat_message import ChatMessage
 from bot.inbound.context import Context, Inbound
 from bot.inbound.cooldowns import ReplyCooldowns
 from bot.inbound.dedupe import DedupeStore
@@ -30,7 +29,6 @@ from bot.log import pipeline_log
 from bot.web.metrics import BotMetrics
 from monitor.archive import Archive, ArchivedHit, InboundRecord
 from rules.engine import RuleEngine
-from wecom_sdk.messages.callback import Event
 
 __all__ = [
     "ArchiveStage",
@@ -61,7 +59,7 @@ def record_from_message(msg: Inbound, ctx: Context) -> InboundRecord:
         dedupe_key=msg.dedupe_key,
         channel=facts.channel,
         msg_type=msg.msg_type,
-        event=msg.event if isinstance(msg, Event | ChatMessage) else None,
+        event=msg.event,
         from_user=msg.from_user,
         to_user=msg.to_user,
         agent_id=msg.agent_id,

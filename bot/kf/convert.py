@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.inbound.chat_message import ChatMessage
 from rules.models import Audience
-from wecom_sdk.messages.kf import KfAuthor, KfEvent, KfItem
+from wecom_sdk.messages.kf import KfAuthor, KfItem
 
 __all__ = ["CHANNEL", "conversation_id", "from_item", "from_unparsable", "key_of_msgid"]
 
@@ -36,26 +36,21 @@ def key_of_msgid(msgid: str) -> str:
 
 def from_item(item: KfItem, open_kfid: str) -> ChatMessage:
     """The chat message for one parsed item; ``open_kfid`` is the account it was pulled from."""
-    author = _AUDIENCES.get(item.author, Audience.ANY)
     kfid = item.open_kfid or open_kfid
-    writer = {
-        Audience.CUSTOMER: item.external_userid,
-        Audience.STAFF: item.servicer_userid,
-    }.get(author, "")
     return ChatMessage(
         channel=CHANNEL,
         dedupe_key=item.dedupe_key,
         conversation_id=conversation_id(kfid, item.external_userid),
-        author=author,
-        from_user=writer,
+        author=_AUDIENCES.get(item.author, Audience.ANY),
+        from_user=item.from_user,
         customer_id=item.external_userid,
         staff_userid=item.servicer_userid,
-        msg_type=item.msgtype,
+        msg_type=item.msg_type,
         text=item.text,
         raw=item.raw_json,
-        create_time=item.send_time,
+        create_time=item.create_time,
         to_user=kfid,
-        event=item.event_type if isinstance(item, KfEvent) else None,
+        event=item.event,
     )
 
 

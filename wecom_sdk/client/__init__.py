@@ -6,7 +6,6 @@ Tokens are cached (memory or Redis) and refreshed single-flight; errcodes become
 
 from __future__ import annotations
 
-from .base import DEFAULT_API_BASE, RetryPolicy, WeComClient, check_response, redact
 from .caller import Caller
 from .kf import KfApi
 from .message import MessageApi
@@ -14,6 +13,7 @@ from .models import SendResult, ServiceState, SyncResult
 from .robot import RobotApi
 from .token import MemoryTokenCache, RedisTokenCache, TokenCache, TokenManager, token_key
 from .transport import AiohttpTransport, Transport
+from .wecom_client import DEFAULT_API_BASE, RetryPolicy, WeComClient, check_response, redact
 
 __all__ = [
     "DEFAULT_API_BASE",

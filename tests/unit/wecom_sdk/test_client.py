@@ -353,7 +353,11 @@ def test_only_the_package_init_imports_the_client_module() -> None:
     importers = set()
     for path in folder.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module == "base":
+            if (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 1
+                and node.module == "wecom_client"
+            ):
                 importers.add(path.name)
     assert importers == {"__init__.py"}
 

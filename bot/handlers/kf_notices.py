@@ -18,7 +18,7 @@ __all__ = ["router"]
 
 def router() -> Router:
     """The kf-events feature's router."""
-    r = Router("kf_events")
+    r = Router("kf_notices")
 
     @r.event("kf_msg_or_event")
     async def pull_notice(msg: Message, ctx: Context) -> None:
