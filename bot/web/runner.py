@@ -57,7 +57,7 @@ async def _freeze_heap(_app: web.Application) -> None:
 
     Imported modules, the rules (dictionaries, normalisation tables) and the app are hundreds of
     thousands of long-lived objects; every full collection, which the allocations of ordinary
-    requests trigger now and then, walked all of them again (~5 % of the CPU under load).
+    requests trigger from time to time, would walk all of them again (~5 % of the CPU under load).
     Frozen objects are still freed by reference counting; only a frozen object that later dies in
     a reference cycle is never reclaimed, which bounds the cost to one copy of the start-up rule
     set after a reload (reloaded rules are allocated after the freeze and collected as usual).

@@ -40,7 +40,7 @@ class MessageRecord(TableModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     dedupe_key: str = Field(max_length=DEDUPE_KEY_MAX, unique=True, index=True)
     channel: str
-    """Where it came from: ``app`` (self-built app callback); later ``kf`` and ``msgaudit``."""
+    """Where it came from: ``app`` (self-built app callback), ``kf`` (微信客服); ``msgaudit`` (会话内容存档) is planned."""
     msg_type: str
     """WeCom MsgType (text, image, event, ...)."""
     event: str | None = None
