@@ -27,7 +27,7 @@ lint: venv
 	$(BIN)/mypy
 
 test: venv services lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto
 
 bench: venv
 	$(BIN)/python -m bench
