@@ -137,6 +137,8 @@ class StorageConfig:
     sqlite_synchronous: str = "FULL"
     #: How long a stored message's id is remembered to drop WeCom's retries (3 retries within ~15 s).
     dedupe_ttl_s: int = 600
+    #: Deadline of one Redis call, waiting for a pooled connection included (``bot.redis_guard``).
+    redis_timeout_ms: int = 200
 
     def __post_init__(self) -> None:
         _check(
@@ -159,6 +161,11 @@ class StorageConfig:
             self.dedupe_ttl_s >= 60,
             "[storage].dedupe_ttl_s",
             "must be at least 60 (WeCom retries for ~15 s)",
+        )
+        _check(
+            10 <= self.redis_timeout_ms <= 1000,
+            "[storage].redis_timeout_ms",
+            "must be between 10 and 1000 (a callback makes up to 3 Redis calls within WeCom's 5 s)",
         )
 
 

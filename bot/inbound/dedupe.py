@@ -3,7 +3,7 @@
 WeCom retries a callback that got no 2xx within 5 s, three times. The pipeline asks ``seen(key)``
 before processing and calls ``remember(key)`` only after the message was stored, so a failed store
 lets the retry through (the no-data-loss rule). The archive's unique ``dedupe_key`` is the backstop
-if two copies race past ``seen``; this store only saves the work.
+if two copies race past ``seen``, or while Redis is away; this store only saves the work.
 """
 
 from __future__ import annotations
@@ -14,6 +14,9 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from bot.log import pipeline_log
 
 __all__ = ["DedupeStore", "MemoryDedupe", "RedisDedupe"]
 
@@ -102,8 +105,10 @@ class RedisDedupe:
     """Shared store for several workers: ``SET prefix+key 1 NX EX ttl_s`` and ``EXISTS``.
 
     The Redis client is the caller's (the app creates and closes it); :meth:`close` leaves it open.
-    Redis errors (``redis.RedisError``) propagate: the pipeline decides whether to process anyway,
-    which is safe because the archive ignores a dedupe key it already stored.
+    While Redis does not answer (``redis.RedisError``; the app's client gives up within its
+    deadline, see ``bot.redis_guard``), ``seen`` says False and ``remember`` remembers nothing:
+    the message is processed, and the archive ignores a dedupe key it already stored. The outage
+    is logged once by the client's guard, so these log only at DEBUG (never per message above it).
     """
 
     def __init__(
@@ -116,12 +121,23 @@ class RedisDedupe:
         self._prefix = prefix
 
     async def seen(self, key: str) -> bool:
-        """True if ``key`` is remembered in Redis."""
-        return bool(await self._redis.exists(self._prefix + key))
+        """True if ``key`` is remembered in Redis; False when Redis does not answer."""
+        try:
+            return bool(await self._redis.exists(self._prefix + key))
+        except RedisError as exc:
+            pipeline_log.debug("dedupe lookup skipped (%s); the archive key decides", exc)
+            return False
 
     async def remember(self, key: str) -> bool:
-        """Remember ``key`` for ``ttl_s`` seconds unless present; True if newly remembered."""
-        return bool(await self._redis.set(self._prefix + key, b"1", nx=True, ex=self._ttl_s))
+        """Remember ``key`` for ``ttl_s`` seconds unless present; True if newly remembered.
+
+        False when Redis does not answer (nothing was remembered; the archive key still holds).
+        """
+        try:
+            return bool(await self._redis.set(self._prefix + key, b"1", nx=True, ex=self._ttl_s))
+        except RedisError as exc:
+            pipeline_log.debug("dedupe key not remembered (%s); the archive key holds", exc)
+            return False
 
     async def ping(self) -> None:
         """Raise ``redis.RedisError`` unless Redis answers."""

@@ -15,6 +15,18 @@ Besides the lock, both keep what the pull needs from other workers' callbacks:
 
 A lock only guarantees "usually one"; a puller whose lease lapsed (a long GC pause, a partition)
 is stopped by the fencing token in ``kf_cursor`` (see ``bot.kf.store``), not by this module.
+
+While Redis does not answer (``redis.RedisError``; the app's client gives up within its deadline
+and then skips Redis for a while, see ``bot.redis_guard``), :class:`RedisPullLocks` keeps pulling
+with its in-process fallback (a :class:`MemoryPullLocks`) rather than stopping kf for the outage:
+one puller per account in each worker, so two workers may pull one account at once. That is
+safe, only wasteful: each pull claims a new fencing token, so the older puller's next page commit
+raises ``FencedOut`` and it stops without moving the cursor or deciding anything; items it
+archived again are dropped by the archive's unique key, and a pending action sent twice carries
+the same msgid, which WeCom delivers once. Tokens are written to the fallback as well, and
+"again" flags go there when Redis does not take them, so a worker keeps what it was told during
+the outage. A command cut off by the deadline may
+still set a lock when a frozen Redis resumes; it lapses after its lease like a dead holder's.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from bot.kf.log import kf_log
 
@@ -90,6 +103,7 @@ class _RedisLease:
     def __init__(self, client: aioredis.Redis, key: str, owner: str, lease_ms: int) -> None:
         self._client, self._key, self._owner, self._lease_ms = client, key, owner, lease_ms
         self._lost = False
+        self._renew_failing = False
         self._renewer = asyncio.create_task(self._renew(), name=f"sentinel-kf-lease:{key}")
 
     @property
@@ -102,8 +116,11 @@ class _RedisLease:
             try:
                 renewed = await self._client.eval(_RENEW, 1, self._key, self._owner, self._lease_ms)
             except Exception as exc:  # Redis away: the lease may lapse; fencing still protects
-                kf_log.warning("kf lock renewal failed (%s)", exc)
+                if not self._renew_failing:
+                    self._renew_failing = True
+                    kf_log.warning("kf lock renewal failed (%s); fencing guards the pull", exc)
                 continue
+            self._renew_failing = False
             if not renewed:
                 kf_log.warning("kf lock %s was lost; stopping this pull", self._key)
                 self._lost = True
@@ -123,44 +140,71 @@ class _RedisLease:
 
 
 class RedisPullLocks:
-    """Pull locks in Redis, shared by every worker and host (keys under ``prefix``)."""
+    """Pull locks in Redis, shared by every worker and host (keys under ``prefix``); in-process
+    while Redis does not answer (see the module docstring)."""
 
     def __init__(self, client: aioredis.Redis, *, prefix: str, lease_s: float = 30.0) -> None:
         self._client = client
         self._prefix = prefix
         self._lease_ms = int(lease_s * 1000)
+        self._local = MemoryPullLocks()
 
     def _key(self, kind: str, open_kfid: str) -> str:
         return f"{self._prefix}kf:{kind}:{open_kfid}"
 
     async def acquire(self, open_kfid: str) -> Lease | None:
         key, owner = self._key("lock", open_kfid), secrets.token_hex(16)
-        if not await self._client.set(key, owner, nx=True, px=self._lease_ms):
+        try:
+            taken = await self._client.set(key, owner, nx=True, px=self._lease_ms)
+        except RedisError as exc:
+            kf_log.debug("kf %s: Redis unavailable (%s); in-process pull lock", open_kfid, exc)
+            return await self._local.acquire(open_kfid)
+        if not taken:
             return None
         return _RedisLease(self._client, key, owner, self._lease_ms)
 
     async def request_again(self, open_kfid: str) -> None:
-        await self._client.set(self._key("again", open_kfid), 1, ex=TOKEN_TTL_S)
+        try:
+            await self._client.set(self._key("again", open_kfid), 1, ex=TOKEN_TTL_S)
+        except RedisError:
+            await self._local.request_again(open_kfid)
 
     async def take_again(self, open_kfid: str) -> bool:
-        return bool(await self._client.delete(self._key("again", open_kfid)))
+        taken = await self._local.take_again(open_kfid)  # a request made during an outage
+        try:
+            return bool(await self._client.delete(self._key("again", open_kfid))) or taken
+        except RedisError:
+            return taken
 
     async def again_requested(self, open_kfid: str) -> bool:
-        return bool(await self._client.exists(self._key("again", open_kfid)))
+        try:
+            return bool(await self._client.exists(self._key("again", open_kfid)))
+        except RedisError:
+            return await self._local.again_requested(open_kfid)
 
     async def lease_left(self, open_kfid: str) -> float:
-        left = await self._client.pttl(self._key("lock", open_kfid))
+        try:
+            left = await self._client.pttl(self._key("lock", open_kfid))
+        except RedisError:
+            return 0.0  # no shared holder can be seen: nothing to wait for
         return max(int(left), 0) / 1000  # -2: no lock, -1: no expiry (not ours to wait for)
 
     async def put_token(self, open_kfid: str, token: str) -> None:
-        await self._client.set(self._key("token", open_kfid), token, ex=TOKEN_TTL_S)
+        await self._local.put_token(open_kfid, token)
+        with contextlib.suppress(RedisError):
+            await self._client.set(self._key("token", open_kfid), token, ex=TOKEN_TTL_S)
 
     async def token(self, open_kfid: str) -> str:
-        value = await self._client.get(self._key("token", open_kfid))
+        try:
+            value = await self._client.get(self._key("token", open_kfid))
+        except RedisError:
+            return await self._local.token(open_kfid)
         return value.decode() if isinstance(value, bytes) else (value or "")
 
     async def drop_token(self, open_kfid: str, token: str) -> None:
-        await self._client.eval(_RELEASE, 1, self._key("token", open_kfid), token)
+        await self._local.drop_token(open_kfid, token)
+        with contextlib.suppress(RedisError):
+            await self._client.eval(_RELEASE, 1, self._key("token", open_kfid), token)
 
     async def close(self) -> None:
         """Nothing to do: the Redis client belongs to the caller."""

@@ -13,7 +13,7 @@ from bot.handlers import build_root_router
 from bot.handlers.router import Router
 from bot.inbound.callback import handle_callback_get, handle_callback_post
 from bot.sandbox.pages import add_sandbox_routes
-from bot.web.health import handle_healthz, handle_metrics
+from bot.web.health import Healthz, handle_metrics
 from bot.web.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER, SANDBOX
 from bot.web.metrics import BotMetrics
 from bot.web.resources import RESOURCES
@@ -53,7 +53,7 @@ def create_app(
     path = config.server.callback_path
     app.router.add_get(path, handle_callback_get)
     app.router.add_post(path, handle_callback_post)
-    app.router.add_get("/healthz", handle_healthz)
+    app.router.add_get("/healthz", Healthz().handle)
     app.router.add_get("/metrics", handle_metrics)
     if not config.wecom.secret:
         # No secret: outbound calls are recorded by the sandbox instead of sent; show them.

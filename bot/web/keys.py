@@ -6,7 +6,6 @@ builds its own app and its own resources in ``cleanup_ctx``.
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -18,6 +17,7 @@ from bot.inbound.cooldowns import ReplyCooldowns
 from bot.inbound.dedupe import DedupeStore
 from bot.inbound.pipeline import Pipeline
 from bot.kf.puller import KfPuller
+from bot.shared_state import GuardedRedis
 from bot.web.metrics import BotMetrics
 from monitor.alerts.outbox import OutboxWorker
 from monitor.archive.sandbox_log import SandboxLog
@@ -52,7 +52,7 @@ CONFIG = web.AppKey("config", Config)
 CRYPTO = web.AppKey("crypto", MsgCrypto)
 ARCHIVE = web.AppKey("archive", Archive)
 #: The app's one Redis client (``bot.shared_state``); absent when ``[storage].redis_url`` is empty.
-REDIS = web.AppKey("redis", aioredis.Redis)
+REDIS = web.AppKey("redis", GuardedRedis)
 DEDUPE = web.AppKey("dedupe", DedupeStore)
 COOLDOWNS = web.AppKey("cooldowns", ReplyCooldowns)
 PIPELINE = web.AppKey("pipeline", Pipeline)

@@ -4,6 +4,11 @@ Refresh is single-flight twice over: an ``asyncio.Lock`` in the process, and the
 across workers (Redis: ``SET NX PX`` with a random owner token, released by compare-and-delete),
 with a re-check of the cache after each lock so N workers starting together fetch once.
 https://developer.work.weixin.qq.com/document/path/91039 (gettoken).
+
+While Redis does not answer (any ``redis.RedisError``; the caller's client is expected to give up
+quickly), :class:`RedisTokenCache` serves from an in-process copy and its lock is a no-op: the
+refresh stays single-flight within the process (the ``asyncio.Lock``), and each worker fetches
+at most once on its own. WeCom hands out the same valid token to every fetch, so nothing breaks.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from .models import log
 
@@ -79,7 +85,12 @@ class MemoryTokenCache:
 
 
 class RedisTokenCache:
-    """Cache shared by all workers through Redis; keys live under ``prefix``."""
+    """Cache shared by all workers through Redis; keys live under ``prefix``.
+
+    Every token it sets is also kept in process, for the times Redis does not answer (see the
+    module docstring); those failures are logged at DEBUG only (the client's owner reports the
+    outage).
+    """
 
     def __init__(
         self,
@@ -88,23 +99,38 @@ class RedisTokenCache:
         *,
         lock_ttl_s: float = 15.0,
         poll_s: float = 0.02,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._lock_ttl_ms = int(lock_ttl_s * 1000)
         self._poll_s = poll_s
+        self._local = MemoryTokenCache(clock=clock)
 
     async def get(self, key: str) -> str | None:
-        value = await self._redis.get(self._prefix + key)
+        try:
+            value = await self._redis.get(self._prefix + key)
+        except RedisError as exc:
+            log.debug("token cache: Redis unavailable (%s); using this process's copy", exc)
+            return await self._local.get(key)
         if value is None:
             return None
         return value.decode() if isinstance(value, bytes) else str(value)
 
     async def set(self, key: str, token: str, ttl_s: float) -> None:
-        await self._redis.set(self._prefix + key, token, px=max(int(ttl_s * 1000), 1))
+        await self._local.set(key, token, ttl_s)
+        try:
+            await self._redis.set(self._prefix + key, token, px=max(int(ttl_s * 1000), 1))
+        except RedisError as exc:
+            log.debug("token cache: Redis unavailable (%s); token kept in this process", exc)
 
     async def delete_if(self, key: str, token: str) -> bool:
-        return await self._cad(self._prefix + key, token)
+        dropped = await self._local.delete_if(key, token)
+        try:
+            return await self._cad(self._prefix + key, token)
+        except RedisError as exc:
+            log.debug("token cache: Redis unavailable (%s); dropped in this process", exc)
+            return dropped
 
     async def try_lock(self, key: str) -> str | None:
         """Take the refresh lock; returns the owner token, or None when someone holds it."""
@@ -121,12 +147,21 @@ class RedisTokenCache:
     @contextlib.asynccontextmanager
     async def lock(self, key: str) -> AsyncIterator[None]:
         # A holder that dies leaves the lock to expire after lock_ttl_s; waiters poll meanwhile.
-        while (owner := await self.try_lock(key)) is None:
-            await asyncio.sleep(self._poll_s)
+        # Without Redis the process's own single flight (TokenManager's asyncio.Lock) is all.
+        owner: str | None = None
+        try:
+            while (owner := await self.try_lock(key)) is None:
+                await asyncio.sleep(self._poll_s)
+        except RedisError as exc:
+            log.debug("token cache: Redis unavailable (%s); refreshing without its lock", exc)
         try:
             yield
         finally:
-            await self.unlock(key, owner)
+            if owner is not None:
+                try:
+                    await self.unlock(key, owner)
+                except RedisError as exc:  # it expires after lock_ttl_s
+                    log.debug("token cache: lock not released (%s); it expires on its own", exc)
 
     async def _cad(self, name: str, value: str) -> bool:
         result: object = await self._redis.eval(_CAD, 1, name, value)

@@ -1,13 +1,19 @@
-"""WeCom retry dedupe: the in-process fallback and the real Redis."""
+"""WeCom retry dedupe: the in-process fallback, the real Redis, and a Redis that is away."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 
+from bot.config import StorageConfig
 from bot.inbound.dedupe import DedupeStore, MemoryDedupe, RedisDedupe
+from bot.shared_state import create_redis
+from tests.support.redis_server import dedicated_redis
 
 
 class FakeClock:
@@ -108,3 +114,29 @@ async def test_redis_close_leaves_the_callers_client_open(
     assert await redis_client.ping()
     with pytest.raises(ValueError):
         RedisDedupe(redis_client, ttl_s=0)
+
+
+async def test_redis_away_lets_messages_through_fast_and_logs_nothing_per_message(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Frozen, then killed: ``seen`` says False (the archive key decides), ``remember`` does not
+    raise, each within the client's deadline and then at once; no per-message log lines."""
+    with dedicated_redis(tmp_path) as server:
+        client = create_redis(StorageConfig(redis_url=server.url))
+        assert client is not None
+        try:
+            store = RedisDedupe(client, prefix="test:dedupe:")
+            assert await store.remember("m1") and await store.seen("m1")
+            with caplog.at_level(logging.INFO):
+                for outage in (server.freeze, server.kill):
+                    outage()
+                    start = time.monotonic()
+                    for n in range(20):
+                        assert not await store.seen("m1")
+                        assert not await store.remember(f"m{n}")
+                    elapsed = time.monotonic() - start
+                    print(f"\n{outage.__name__}: 40 dedupe calls in {elapsed * 1000:.0f} ms")
+                    assert elapsed < 2.0
+        finally:
+            await client.aclose()
+    assert not [r for r in caplog.records if r.name == "sentinel.pipeline"]

@@ -1,23 +1,26 @@
 """One puller per kf account: the pull lock (real Redis and the in-process fallback), the
-again flag and shared pull tokens, and the fencing token that stops a puller whose lock lapsed
-(on SQLite and PostgreSQL)."""
+again flag and shared pull tokens, the fencing token that stops a puller whose lock lapsed
+(on SQLite and PostgreSQL), and the in-process fallback while Redis is frozen."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import Engine, text
 
-from bot.config import KfConfig
+from bot.config import KfConfig, StorageConfig
 from bot.kf.lock import MemoryPullLocks, PullLocks, RedisPullLocks
 from bot.kf.plan import Question
 from bot.kf.store import CustomerPage, FencedOut, PageCommit, claim_fence, commit_page
+from bot.shared_state import create_redis
 from monitor.archive import GroupCommitWriter, create_schema, make_engine
 from rules.models import Inspection, ReplyRule, TextReplyContent
+from tests.support.redis_server import dedicated_redis
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -139,3 +142,59 @@ async def test_a_stale_puller_can_neither_move_the_cursor_nor_decide(
     )
     # Re-deciding a decided message does nothing (a re-read after a crash).
     assert await writer.run(lambda c: commit_page(c, fresh, KfConfig())) == 0
+
+
+async def test_redis_away_one_puller_per_process_and_the_fence_keeps_one_writer(
+    tmp_path: Path, writer: GroupCommitWriter, engine: Engine
+) -> None:
+    """Redis frozen: each worker falls back to its own in-process lock within the client's
+    deadline (kf keeps pulling); two workers may then pull one account at once, and the fencing
+    token lets only the newer one commit."""
+    with dedicated_redis(tmp_path) as server:
+        clients = [create_redis(StorageConfig(redis_url=server.url)) for _ in range(2)]
+        try:
+            worker_a, worker_b = (
+                RedisPullLocks(client, prefix="test:", lease_s=0.6)
+                for client in clients
+                if client is not None
+            )
+            server.freeze()
+            start = time.monotonic()
+            lease_a = await worker_a.acquire("wk1")
+            assert lease_a is not None
+            assert await worker_a.acquire("wk1") is None  # still one puller per process
+            lease_b = await worker_b.acquire("wk1")  # the other worker cannot see it
+            assert lease_b is not None
+            await worker_a.put_token("wk1", "t1")
+            assert await worker_a.token("wk1") == "t1"
+            await worker_a.request_again("wk1")
+            assert await worker_a.again_requested("wk1")
+            assert await worker_a.take_again("wk1")
+            assert not await worker_a.again_requested("wk1")
+            assert await worker_a.lease_left("wk1") == 0.0  # no shared holder to wait for
+            elapsed = time.monotonic() - start
+            print(f"\nfrozen Redis: kf lock calls in {elapsed * 1000:.0f} ms")
+            assert elapsed < 2.0
+
+            now = time.time()
+            fence_a, _ = await writer.run(lambda c: claim_fence(c, "wk1", now))
+            fence_b, _ = await writer.run(lambda c: claim_fence(c, "wk1", now))
+            page_a = PageCommit(
+                "wk1", fence_a, "c-a", now, customers=[CustomerPage("wmA", int(now), [question(1)])]
+            )
+            page_b = PageCommit(
+                "wk1", fence_b, "c-b", now, customers=[CustomerPage("wmA", int(now), [question(1)])]
+            )
+            with pytest.raises(FencedOut):
+                await writer.run(lambda c: commit_page(c, page_a, KfConfig()))
+            assert await writer.run(lambda c: commit_page(c, page_b, KfConfig())) == 1
+            with engine.connect() as conn:
+                assert conn.execute(text("SELECT cursor FROM kf_cursor")).scalar_one() == "c-b"
+                assert conn.execute(text("SELECT count(*) FROM kf_decision")).scalar_one() == 1
+            await lease_a.release()
+            await lease_b.release()
+            assert await worker_a.acquire("wk1") is not None  # released in process
+        finally:
+            for client in clients:
+                if client is not None:
+                    await client.aclose()
