@@ -4,6 +4,7 @@
 python run_bot.py serve [--config FILE] [--host H] [--port P] [--workers N]
 python run_bot.py simulate --text TEXT [--from USERID] [--url URL] [--config FILE]
 python run_bot.py check [--config FILE]
+python run_bot.py health [--config FILE] [--wait SECONDS]
 python run_bot.py rules scan (--rules PATH | --words FILE [--allow FILE])  < messages
 python run_bot.py rules check PATH [PATH ...]
 python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config FILE]
@@ -25,6 +26,7 @@ import aiohttp
 
 from bot.config import Config, ConfigError, default_config_path, load_config
 from bot.sandbox.simulate import default_url, describe_alerts, describe_hits, simulate
+from bot.web.health_probe import health_url, probe, wait_healthy
 from bot.web.preflight import check_services, config_notes
 from bot.web.runner import serve
 from monitor.archive import archived_texts
@@ -54,6 +56,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"{config.source}: OK")
     return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    url = health_url(_load(args))
+    answer = wait_healthy(url, args.wait) if args.wait > 0 else probe(url)
+    print(f"{url}: HTTP {answer.status or 'no answer'}, {answer.summary}")
+    return 0 if answer.healthy else 1
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
@@ -236,6 +245,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = with_config(sub.add_parser("check", help="validate the config and reach its services"))
     check.set_defaults(func=cmd_check)
+
+    health = with_config(
+        sub.add_parser("health", help="ask the running server's /healthz; exit 0 when healthy")
+    )
+    health.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="retry until healthy or this long",
+    )
+    health.set_defaults(func=cmd_health)
 
     add_rules_parser(sub)
     add_archive_parser(sub)

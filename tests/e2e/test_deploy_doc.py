@@ -81,27 +81,27 @@ class Operator:
     def run(self, command: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         assert command in doc_commands(), f"not on the page: {command}"
         done = subprocess.run(
-            self.argv(command), env=self.env, capture_output=True, text=True, timeout=timeout
+            self.argv(command),
+            check=False,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
         assert done.returncode == 0, f"{command}\n{done.stdout}\n{done.stderr}"
         self.ran.add(command)
         return done
 
-    def start(self, command: str) -> subprocess.Popen[str]:
+    def start(self, command: str, log: Path) -> subprocess.Popen[bytes]:
         assert command in doc_commands(), f"not on the page: {command}"
         self.ran.add(command)
-        return subprocess.Popen(
-            self.argv(command),
-            env=self.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        with log.open("wb") as out:
+            return subprocess.Popen(self.argv(command), env=self.env, stdout=out, stderr=out)
 
 
 def _command(word: str) -> str:
     """The page's one command containing ``word``."""
-    found = [c for c in doc_commands() if word in c]
+    found = sorted({c for c in doc_commands() if word in c})
     assert len(found) == 1, f"{word!r}: {found}"
     return found[0]
 
@@ -128,7 +128,7 @@ def test_every_command_on_the_page_runs(
     upgrade = ops.run(_command(" db upgrade "))
     assert "database at revision" in upgrade.stdout
 
-    server = ops.start(_command(" serve "))
+    server = ops.start(_command(" serve "), tmp_path / "serve.log")
     try:
         ops.run(_command("--wait 60"), timeout=90)
         health = ops.run(f"{PYTHON} {CLI} health --config {CONFIG}")
