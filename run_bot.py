@@ -10,7 +10,13 @@ python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config 
 python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
                                  [--config FILE] OUT
 python run_bot.py db upgrade [--config FILE]
+
+Each command imports what it uses when it runs: the server's stack (aiohttp, SQLAlchemy, Redis, the
+sandbox) takes about 2 s to import, which ``rules``, ``--help`` and a mistyped argument need not wait.
 """
+
+# Imports inside the commands are on purpose (see above):
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
@@ -21,19 +27,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import aiohttp
-
 from bot.config import Config, ConfigError, default_config_path, load_config
-from bot.sandbox.simulate import default_url, describe_alerts, describe_hits, simulate
-from bot.web.preflight import check_services, config_notes
-from bot.web.runner import serve
-from monitor.archive import archived_texts
-from monitor.archive.export_cli import DEFAULT_TZ, export_command
-from monitor.archive.schema_cli import upgrade_command
-from rules.cli import backtest_command, check_command, scan_command
-from wecom_sdk.errors import WeComError
 
 EXIT_CONFIG = 2
+#: ``archive export --tz`` default; ``monitor.archive.export_cli.DEFAULT_TZ`` (checked by a test).
+EXPORT_TZ = "Asia/Shanghai"
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -43,11 +41,20 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args).with_overrides(host=args.host, port=args.port, workers=args.workers)
+    print(
+        f"starting wecom-sentinel ({config.source}): loading the rules, opening the database ...",
+        flush=True,
+    )
+    from bot.web.preflight import check_services
+    from bot.web.runner import serve
+
     check_services(config)
     return serve(config)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bot.web.preflight import check_services, config_notes
+
     config = _load(args)
     check_services(config)
     for note in config_notes(config):
@@ -57,6 +64,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from bot.sandbox.simulate import default_url, describe_alerts, describe_hits, simulate
+    from wecom_sdk.errors import WeComError
+
     config = _load(args)
     url = args.url or default_url(config)
     try:
@@ -87,6 +99,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_scan(args: argparse.Namespace) -> int:
+    from rules.cli import scan_command
+
     return scan_command(
         rules=args.rules,
         words=args.words,
@@ -98,10 +112,15 @@ def cmd_rules_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
+    from rules.cli import check_command
+
     return check_command(args.paths, stdout=sys.stdout)
 
 
 def cmd_rules_backtest(args: argparse.Namespace) -> int:
+    from monitor.archive import archived_texts
+    from rules.cli import backtest_command
+
     config = _load(args)
     texts = archived_texts(config.storage.database_url, args.since)
     return backtest_command(args.paths, texts=texts, stdout=sys.stdout)
@@ -140,6 +159,8 @@ def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def cmd_archive_export(args: argparse.Namespace) -> int:
+    from monitor.archive.export_cli import export_command
+
     config = _load(args)
     return export_command(
         database_url=config.storage.database_url,
@@ -180,7 +201,7 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     export_p.add_argument(
         "--tz",
-        default=DEFAULT_TZ,
+        default=EXPORT_TZ,
         metavar="ZONE",
         help="time zone of dates without an offset, and of exported times (default: %(default)s)",
     )
@@ -192,6 +213,8 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from monitor.archive.schema_cli import upgrade_command
+
     config = _load(args)
     return upgrade_command(config.storage.database_url, stdout=sys.stdout, stderr=sys.stderr)
 
