@@ -50,6 +50,16 @@ def banner(config: Config) -> str:
         "  try it:  .venv/bin/python run_bot.py simulate --text 你好"
         + (f" --url {base}{config.server.callback_path}" if config.server.port != 8080 else ""),
     ]
+    if not config.wecom.secret:
+        if not config.sandbox.enabled:
+            shown = "not served ([sandbox].enabled = false)"
+        elif config.sandbox.allow_remote:
+            shown = f"{base}/sandbox/"
+        else:
+            shown = f"{base}/sandbox/ (from this machine only)"
+        lines.append(
+            f"  no [wecom].secret: calls to WeCom are recorded, not sent; sandbox: {shown}"
+        )
     return "\n".join(lines)
 
 
