@@ -1,4 +1,5 @@
-# The two set-up commands are `make run` and `make test`; both bootstrap .venv from nothing.
+# The two set-up commands are `make run` and `make test`; both bootstrap .venv from nothing and say
+# what they are doing meanwhile (a first install takes about a minute).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 # bash for `set -o pipefail` in the install step (a failing pip must fail the target).
 SHELL := /bin/bash
@@ -21,6 +22,11 @@ PIP_PROGRESS = awk '/^(Collecting|Processing) /{n++; name = $$2; sub(/.*\//, "",
 	/^(ERROR|error)/{print} \
 	END{if (k) printf "    %d already installed\n", k}'
 
+# While pip writes nothing for 5 s (unpacking and compiling the packages takes a while), say so.
+STALL_TICKER = ( seen=0; waited=0; while sleep 5; do waited=$$((waited + 5)); \
+	  now=$$(wc -l < $(VENV)/install.log 2>/dev/null || echo 0); \
+	  [ "$$now" = "$$seen" ] && echo "    ... still working ($$waited s)"; seen=$$now; done )
+
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 	  { echo "wecom-sentinel needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)"; exit 1; }
@@ -29,9 +35,11 @@ $(STAMP): pyproject.toml
 	@echo "==> updating pip ..."
 	@$(BIN)/python -m pip install --quiet --upgrade pip
 	@echo "==> installing wecom-sentinel, its $(DECLARED) declared packages and what they need (first time: about a minute) ..."
-	@set -o pipefail; $(BIN)/python -m pip install --progress-bar off -e '.[dev]' 2>&1 \
-	  | tee $(VENV)/install.log | $(PIP_PROGRESS) \
-	  || { echo "pip failed; its whole output: $(VENV)/install.log"; exit 1; }
+	@set -o pipefail; $(STALL_TICKER) & ticker=$$!; \
+	  $(BIN)/python -m pip install --progress-bar off -e '.[dev]' 2>&1 \
+	  | tee $(VENV)/install.log | $(PIP_PROGRESS); status=$$?; \
+	  kill $$ticker; wait $$ticker 2>/dev/null; \
+	  [ $$status -eq 0 ] || { echo "pip failed; its whole output: $(VENV)/install.log"; exit 1; }
 	@touch $(STAMP)
 	@echo "==> $(VENV) is ready"
 
