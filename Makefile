@@ -1,21 +1,53 @@
-# The two set-up commands are `make run` and `make test`; both bootstrap .venv from nothing.
+# The two set-up commands are `make run` and `make test`; both bootstrap .venv from nothing and say
+# what they are doing meanwhile (a first install takes about a minute).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
+# bash for `set -o pipefail` in the install step (a failing pip must fail the target).
+SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: venv run test lint bench services clean
 
+# Packages pyproject.toml names (dependencies + the dev extra); pip installs theirs too.
+DECLARED = $(shell $(PYTHON) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(len(p['dependencies']) + len(p['optional-dependencies']['dev']))" 2>/dev/null)
+# pip's output reduced to one line per package, numbered, so a first install (about a minute) is
+# never silent; the whole output is kept in $(VENV)/install.log.
+PIP_PROGRESS = awk '/^(Collecting|Processing) /{n++; name = $$2; sub(/.*\//, "", name); \
+	  printf "    [%d] %s\n", n, name; fflush()} \
+	/^Requirement already satisfied/{k++} \
+	/^Installing collected packages: /{sub(/^Installing collected packages: /, ""); \
+	  printf "    installing %d packages into $(VENV) ...\n", split($$0, names, ", "); fflush()} \
+	/^Successfully installed/{printf "    installed %d packages\n", NF - 2} \
+	/^(ERROR|error)/{print} \
+	END{if (k) printf "    %d already installed\n", k}'
+
+# While pip writes nothing for 5 s (unpacking and compiling the packages takes a while), say so.
+STALL_TICKER = ( seen=0; waited=0; while sleep 5; do waited=$$((waited + 5)); \
+	  now=$$(wc -l < $(VENV)/install.log 2>/dev/null || echo 0); \
+	  [ "$$now" = "$$seen" ] && echo "    ... still working ($$waited s)"; seen=$$now; done )
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+	  { echo "wecom-sentinel needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)"; exit 1; }
+	@echo "==> creating the Python environment $(VENV) ($$($(PYTHON) --version 2>&1)) ..."
+	@$(PYTHON) -m venv $(VENV)
+	@echo "==> updating pip ..."
+	@$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "==> installing wecom-sentinel, its $(DECLARED) declared packages and what they need (first time: about a minute) ..."
+	@set -o pipefail; $(STALL_TICKER) & ticker=$$!; \
+	  $(BIN)/python -m pip install --progress-bar off -e '.[dev]' 2>&1 \
+	  | tee $(VENV)/install.log | $(PIP_PROGRESS); status=$$?; \
+	  kill $$ticker; wait $$ticker 2>/dev/null; \
+	  [ $$status -eq 0 ] || { echo "pip failed; its whole output: $(VENV)/install.log"; exit 1; }
+	@touch $(STAMP)
+	@echo "==> $(VENV) is ready"
 
 venv: $(STAMP)
 
 run: venv
-	$(BIN)/python run_bot.py serve
+	@echo "==> starting: $(BIN)/python run_bot.py serve (Ctrl-C stops it)"
+	@$(BIN)/python run_bot.py serve
 
 # Tests use the real PostgreSQL and Redis; `services` fails loudly, naming what to start.
 services: venv

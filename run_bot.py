@@ -11,7 +11,13 @@ python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config 
 python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
                                  [--config FILE] OUT
 python run_bot.py db upgrade [--config FILE]
+
+Each command imports what it uses when it runs: the server's stack (aiohttp, SQLAlchemy, Redis, the
+sandbox) takes about 2 s to import, which ``rules``, ``--help`` and a mistyped argument need not wait.
 """
+
+# Imports inside the commands are on purpose (see above):
+# ruff: noqa: PLC0415
 
 from __future__ import annotations
 
@@ -22,20 +28,11 @@ import sys
 from datetime import date
 from pathlib import Path
 
-import aiohttp
-
 from bot.config import Config, ConfigError, default_config_path, load_config
-from bot.sandbox.simulate import default_url, describe_alerts, describe_hits, simulate
-from bot.web.health_probe import health_url, probe, wait_healthy
-from bot.web.preflight import check_services, config_notes
-from bot.web.runner import serve
-from monitor.archive import archived_texts
-from monitor.archive.export_cli import DEFAULT_TZ, export_command
-from monitor.archive.schema_cli import upgrade_command
-from rules.cli import backtest_command, check_command, scan_command
-from wecom_sdk.errors import WeComError
 
 EXIT_CONFIG = 2
+#: ``archive export --tz`` default; ``monitor.archive.export_cli.DEFAULT_TZ`` (checked by a test).
+EXPORT_TZ = "Asia/Shanghai"
 
 
 def _load(args: argparse.Namespace) -> Config:
@@ -45,11 +42,20 @@ def _load(args: argparse.Namespace) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     config = _load(args).with_overrides(host=args.host, port=args.port, workers=args.workers)
+    print(
+        f"starting wecom-sentinel ({config.source}): loading the rules, opening the database ...",
+        flush=True,
+    )
+    from bot.web.preflight import check_services
+    from bot.web.runner import serve
+
     check_services(config)
     return serve(config)
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from bot.web.preflight import check_services, config_notes
+
     config = _load(args)
     check_services(config)
     for note in config_notes(config):
@@ -59,6 +65,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    from bot.web.health_probe import health_url, probe, wait_healthy
+
     url = health_url(_load(args))
     answer = wait_healthy(url, args.wait) if args.wait > 0 else probe(url)
     print(f"{url}: HTTP {answer.status or 'no answer'}, {answer.summary}")
@@ -66,6 +74,11 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    import aiohttp
+
+    from bot.sandbox.simulate import default_url, describe_alerts, describe_hits, simulate
+    from wecom_sdk.errors import WeComError
+
     config = _load(args)
     url = args.url or default_url(config)
     try:
@@ -96,6 +109,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_scan(args: argparse.Namespace) -> int:
+    from rules.cli import scan_command
+
     return scan_command(
         rules=args.rules,
         words=args.words,
@@ -107,10 +122,15 @@ def cmd_rules_scan(args: argparse.Namespace) -> int:
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
+    from rules.cli import check_command
+
     return check_command(args.paths, stdout=sys.stdout)
 
 
 def cmd_rules_backtest(args: argparse.Namespace) -> int:
+    from monitor.archive import archived_texts
+    from rules.cli import backtest_command
+
     config = _load(args)
     texts = archived_texts(config.storage.database_url, args.since)
     return backtest_command(args.paths, texts=texts, stdout=sys.stdout)
@@ -149,6 +169,8 @@ def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 
 
 def cmd_archive_export(args: argparse.Namespace) -> int:
+    from monitor.archive.export_cli import export_command
+
     config = _load(args)
     return export_command(
         database_url=config.storage.database_url,
@@ -189,7 +211,7 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     export_p.add_argument(
         "--tz",
-        default=DEFAULT_TZ,
+        default=EXPORT_TZ,
         metavar="ZONE",
         help="time zone of dates without an offset, and of exported times (default: %(default)s)",
     )
@@ -201,6 +223,8 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from monitor.archive.schema_cli import upgrade_command
+
     config = _load(args)
     return upgrade_command(config.storage.database_url, stdout=sys.stdout, stderr=sys.stderr)
 

@@ -4,10 +4,16 @@ Environment variables override secrets and addresses, and only here (objects get
 their constructors, never by reading the environment themselves). A wrong value raises ``ConfigError``
 naming the key, e.g. ``[wecom].encoding_aes_key: must be 43 characters``; secret values are never part of
 an error message.
+
+Relative paths written in the file (``[rules].paths``, a SQLite ``[storage].database_url``) are
+relative to the file's folder, wherever the process runs; a relative SQLite path given by the
+environment (``DATABASE_URL``) is relative to the working directory. Both are made absolute here.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 import tomllib
 from collections.abc import Mapping
@@ -20,13 +26,16 @@ __all__ = [
     "Config",
     "ConfigError",
     "KfConfig",
+    "MetricsConfig",
     "ReviewConfig",
     "RulesConfig",
+    "SandboxConfig",
     "ServerConfig",
     "StorageConfig",
     "WeComConfig",
     "default_config_path",
     "load_config",
+    "sqlite_file",
 ]
 
 DEFAULT_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -41,6 +50,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "WECOM_API_BASE": ("wecom", "api_base"),
     "DATABASE_URL": ("storage", "database_url"),
     "REDIS_URL": ("storage", "redis_url"),
+    "SENTINEL_METRICS_TOKEN": ("metrics", "bearer_token"),
 }
 
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
@@ -315,6 +325,52 @@ class KfConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """``[sandbox]``: the pages ``/sandbox/`` showing the WeCom calls recorded instead of sent while
+    ``[wecom].secret`` is empty (they show chat text and alerts: off unless asked for)."""
+
+    enabled: bool = False
+    #: False = the pages answer loopback clients only (``bot.web.access``).
+    allow_remote: bool = False
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), "[sandbox].enabled", "must be true or false")
+        _check(
+            isinstance(self.allow_remote, bool), "[sandbox].allow_remote", "must be true or false"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsConfig:
+    """``[metrics]``: who may scrape ``/metrics`` (``bot.web.access``)."""
+
+    #: Peer addresses and CIDRs admitted without a token; default: this host only.
+    allow: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    #: Admits ``Authorization: Bearer <token>`` from any address; "" = no token.
+    bearer_token: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        for entry in self.allow:
+            try:
+                ipaddress.ip_network(entry)
+            except ValueError:
+                raise ConfigError(
+                    f"[metrics].allow: {entry!r} is not an IP address or CIDR network "
+                    '(e.g. "127.0.0.1", "10.0.0.0/8"; a network\'s host bits must be 0)'
+                ) from None
+        _check(
+            self.bearer_token == ""
+            or (
+                16 <= len(self.bearer_token) <= 256
+                and all("!" <= c <= "~" for c in self.bearer_token)
+            ),
+            "[metrics].bearer_token",
+            "must be empty or 16-256 printable ASCII characters without spaces "
+            "(env SENTINEL_METRICS_TOKEN)",
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class LoggingConfig:
     """``[logging]``: log level of the ``sentinel.*`` loggers."""
 
@@ -338,6 +394,8 @@ class Config:
     review: ReviewConfig = field(default_factory=ReviewConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     kf: KfConfig = field(default_factory=KfConfig)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     #: The file this was read from (for messages only).
     source: str = ""
 
@@ -364,6 +422,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "review": ReviewConfig,
     "logging": LoggingConfig,
     "kf": KfConfig,
+    "sandbox": SandboxConfig,
+    "metrics": MetricsConfig,
 }
 
 
@@ -418,9 +478,18 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError(f"{path}: cannot read ({exc.__class__.__name__})") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from exc
+    base = path.resolve().parent
+    # A relative SQLite path is relative to where it was written: this file's folder, or the
+    # working directory for one given by the environment.
+    storage = data.get("storage")
+    if isinstance(storage, dict) and isinstance(storage.get("database_url"), str):
+        storage["database_url"] = _absolute_sqlite(storage["database_url"], base)
     for var, (section, key) in ENV_OVERRIDES.items():
         if env and env.get(var):
-            data.setdefault(section, {})[key] = env[var]
+            value = env[var]
+            if var == "DATABASE_URL":
+                value = _absolute_sqlite(value, Path.cwd())
+            data.setdefault(section, {})[key] = value
     unknown = sorted(set(data) - set(_SECTIONS))
     if unknown:
         raise ConfigError(f"[{unknown[0]}]: unknown section in {path}")
@@ -431,9 +500,52 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
             raise ConfigError(f"[{name}]: must be a table")
         sections[name] = _build_section(name, cls, raw)
     rules: RulesConfig = sections["rules"]
-    base = path.resolve().parent
     sections["rules"] = replace(rules, paths=tuple(str(base / p) for p in rules.paths))
+    if "storage" not in data or "database_url" not in data["storage"]:
+        default = sections["storage"].database_url
+        sections["storage"] = replace(
+            sections["storage"], database_url=_absolute_sqlite(default, base)
+        )
+    _check_sqlite_folder(sections["storage"].database_url)
     return Config(**sections, source=str(path))
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL, or None (another backend, or in memory)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.split("+", 1)[0] != "sqlite" or not rest.startswith("/"):
+        return None
+    database = rest[1:].split("?", 1)[0]
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _absolute_sqlite(url: str, base: Path) -> str:
+    """``url`` with a relative SQLite file path made absolute against ``base``."""
+    database = sqlite_file(url)
+    if database is None or database.is_absolute():
+        return url
+    scheme, rest = url.split(":///", 1)
+    query = rest[len(rest.split("?", 1)[0]) :]
+    return f"{scheme}:///{os.path.normpath(base / database)}{query}"
+
+
+def _check_sqlite_folder(url: str) -> None:
+    """The database's own folder may be missing (it is created at start), not its parent.
+
+    Creating only that one folder keeps a mistyped path from growing a tree of directories.
+    """
+    database = sqlite_file(url)
+    if database is None:
+        return
+    folder = database.parent
+    _check(
+        folder.is_dir() or folder.parent.is_dir(),
+        "[storage].database_url",
+        f"the SQLite file's folder {folder} cannot be created: {folder.parent} does not exist "
+        "(only the database's own folder is created)",
+    )
 
 
 def default_config_path(cwd: Path | None = None) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -91,16 +91,25 @@ class CallView:
     pretty: str = ""
 
 
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _as_is(handler: Handler) -> Handler:
+    return handler
+
+
 def add_sandbox_routes(
     app: web.Application,
     log: SandboxLog | web.AppKey[SandboxLog],
     *,
     prefix: str = "/sandbox",
+    guard: Callable[[Handler], Handler] = _as_is,
 ) -> None:
     """Add ``GET {prefix}/`` (HTML) and ``GET {prefix}/calls.json?after=&limit=`` to ``app``.
 
     ``log`` may be the log itself or the app key under which a ``cleanup_ctx`` stores it (the log
-    needs the database writer, which exists only once the app starts).
+    needs the database writer, which exists only once the app starts). ``guard`` wraps every
+    route's handler (the app passes who may see the pages: ``bot.web.access``).
     """
     prefix = prefix.rstrip("/")
     env = jinja2.Environment(
@@ -144,10 +153,10 @@ def add_sandbox_routes(
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPFound(f"{prefix}/")
 
-    app.router.add_get(f"{prefix}/", page)
-    app.router.add_get(f"{prefix}/calls.json", calls_json)
+    app.router.add_get(f"{prefix}/", guard(page))
+    app.router.add_get(f"{prefix}/calls.json", guard(calls_json))
     if prefix:
-        app.router.add_get(prefix, redirect)
+        app.router.add_get(prefix, guard(redirect))
 
 
 @dataclass(frozen=True, slots=True)

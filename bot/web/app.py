@@ -13,6 +13,7 @@ from bot.handlers import build_root_router
 from bot.handlers.router import Router
 from bot.inbound.callback import handle_callback_get, handle_callback_post
 from bot.sandbox.pages import add_sandbox_routes
+from bot.web.access import metrics_access, sandbox_access
 from bot.web.health import Healthz, handle_metrics
 from bot.web.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER, SANDBOX
 from bot.web.metrics import BotMetrics
@@ -54,8 +55,9 @@ def create_app(
     app.router.add_get(path, handle_callback_get)
     app.router.add_post(path, handle_callback_post)
     app.router.add_get("/healthz", Healthz().handle)
-    app.router.add_get("/metrics", handle_metrics)
-    if not config.wecom.secret:
+    # /metrics and /sandbox/ are gated (bot/web/access.py); the callback and /healthz are public.
+    app.router.add_get("/metrics", metrics_access(config.metrics).guard(handle_metrics))
+    if not config.wecom.secret and config.sandbox.enabled:
         # No secret: outbound calls are recorded by the sandbox instead of sent; show them.
-        add_sandbox_routes(app, SANDBOX)
+        add_sandbox_routes(app, SANDBOX, guard=sandbox_access(config.sandbox).guard)
     return app

@@ -1,12 +1,39 @@
-"""Prometheus metrics of one app instance, on a registry the app owns (no module-global registry)."""
+"""Prometheus metrics of one app instance, on a registry the app owns (no module-global registry).
+
+Under ``serve --workers N`` every worker is its own process with its own app, so its metrics live
+in prometheus-client's multiprocess mode: each worker writes its values to memory-mapped files in
+one shared folder (``PROMETHEUS_MULTIPROC_DIR``, set by the supervisor before it starts the
+workers, which import prometheus-client afresh), and ``/metrics``, whichever worker answers, reads
+every worker's files (``MultiProcessCollector``). Counters and histograms of a worker that died
+stay in the sum; its gauges leave with it (``worker_exited``). A single worker serves in the
+supervisor's own process and keeps its values in memory, unless ``PROMETHEUS_MULTIPROC_DIR`` is set
+(then the folder is emptied at start as well).
+"""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
-__all__ = ["BotMetrics", "PostMetrics"]
+__all__ = [
+    "MULTIPROC_ENV",
+    "BotMetrics",
+    "PostMetrics",
+    "multiprocess_dir",
+    "shared_metrics_dir",
+    "worker_exited",
+]
+
+#: The environment variable prometheus-client reads, at import, to write values to files.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -55,7 +82,16 @@ class BotMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> BotMetrics:
-        """Register every metric on ``registry``."""
+        """Register every metric on ``registry``, the one ``/metrics`` shows.
+
+        In multiprocess mode (:func:`multiprocess_dir`) ``registry`` gets the collector of every
+        worker's files instead, and the metrics themselves go on a registry nobody reads: their
+        values are in this process's files, which that collector reads with the others'.
+        """
+        shared = multiprocess_dir()
+        if shared is not None:
+            MultiProcessCollector(registry, str(shared))  # type: ignore[no-untyped-call]
+            registry = CollectorRegistry()
         callbacks = Counter(
             "sentinel_callbacks",
             "WeCom callbacks by method and outcome",
@@ -107,7 +143,11 @@ class BotMetrics:
                 registry=registry,
             ),
             alerts_pending=Gauge(
-                "sentinel_alerts_pending", "Outbox rows waiting to be sent", registry=registry
+                "sentinel_alerts_pending",
+                "Outbox rows waiting to be sent",
+                registry=registry,
+                # Every worker counts the same table: show the latest count of a live worker.
+                multiprocess_mode="livemostrecent",
             ),
             alert_delivery_latency=Histogram(
                 "sentinel_alert_delivery_seconds",
@@ -150,3 +190,49 @@ class BotMetrics:
     def outbox_pending(self, count: int) -> None:
         """Hook for the outbox worker: rows waiting after a pass."""
         self.alerts_pending.set(count)
+
+
+def multiprocess_dir() -> Path | None:
+    """The folder this process writes its metric values to, or None when they are in memory.
+
+    prometheus-client chooses at import whether values go to files; both that choice and the
+    folder must hold, or one process would count into files nobody reads (or the reverse).
+    """
+    folder = os.environ.get(MULTIPROC_ENV)
+    if not folder or values.ValueClass is values.MutexValue:
+        return None
+    return Path(folder)
+
+
+@contextmanager
+def shared_metrics_dir(workers: int) -> Iterator[Path | None]:
+    """The folder the workers about to be started share their metrics in, empty, for the block.
+
+    ``PROMETHEUS_MULTIPROC_DIR`` from the environment is used (and emptied of the previous run's
+    files) when set; otherwise several workers get a fresh private temporary folder, removed
+    afterwards, and one worker none (its values stay in memory). Yields the folder or None.
+    """
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        folder = Path(given)
+        folder.mkdir(parents=True, exist_ok=True)
+        for stale in folder.glob("*.db"):
+            stale.unlink(missing_ok=True)
+        yield folder
+        return
+    if workers == 1:
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="sentinel-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(folder)  # inherited by the workers started in the block
+    try:
+        yield folder
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def worker_exited(folder: Path | None, pid: int) -> None:
+    """Drop the gauges of a worker that exited from the shared folder (counters stay summed)."""
+    if folder is not None:
+        mark_process_dead(pid, str(folder))  # type: ignore[no-untyped-call]

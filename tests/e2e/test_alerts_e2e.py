@@ -393,7 +393,8 @@ async def test_card_masks_phone_and_id_numbers_and_metrics_count_the_alert(
 async def test_without_a_secret_the_card_and_its_state_show_on_the_sandbox_page(
     tmp_path: Path, sqlite_url: str, aiohttp_client: ClientFactory
 ) -> None:
-    client = await aiohttp_client(create_app(make_config(tmp_path, sqlite_url, extra=ALERTS)))
+    config = make_config(tmp_path, sqlite_url, extra=ALERTS + "[sandbox]\nenabled = true\n")
+    client = await aiohttp_client(create_app(config))
     assert await post_inner(client, text_xml("我要维权<script>x</script>", 9801)) == 200
     deadline = time.monotonic() + 5
     while not (calls := await (await client.get("/sandbox/calls.json")).json()):

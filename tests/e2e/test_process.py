@@ -219,6 +219,53 @@ def test_check_names_the_bad_key(tmp_path: Path, sqlite_url: str) -> None:
     assert "pw@" not in done.stderr  # the password is never printed
 
 
+def test_check_from_another_directory_keeps_the_database_beside_the_config(
+    tmp_path: Path,
+) -> None:
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    config = write_config(conf, "sqlite:///data/sentinel.db")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    done = subprocess.run(
+        [sys.executable, str(REPO / "run_bot.py"), "check", "--config", str(config)],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (conf / "data" / "sentinel.db").is_file()
+    assert list(elsewhere.iterdir()) == []  # nothing made in the working directory
+    assert sorted(p.name for p in conf.iterdir()) == ["config.toml", "data"]
+
+
+def test_commands_import_only_what_they_need() -> None:
+    """``rules``, ``--help`` and argument errors answer without loading the server's stack
+    (aiohttp, SQLAlchemy, Redis, jinja2: about 2 s of imports)."""
+    probe = (
+        "import sys, run_bot\n"
+        "heavy = ('aiohttp', 'sqlalchemy', 'sqlmodel', 'redis', 'jinja2', 'alembic', 'uvloop')\n"
+        "print(' '.join(m for m in heavy if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == ""
+    assert run_cli("rules", "check", str(REPO / "rules" / "samples")).returncode == 0
+    # The --tz default written in the CLI is the exporter's.
+    import run_bot
+    from monitor.archive.export_cli import DEFAULT_TZ
+
+    assert run_bot.EXPORT_TZ == DEFAULT_TZ
+
+
 def test_workers_without_redis_refused(tmp_path: Path, sqlite_url: str) -> None:
     config = write_config(tmp_path, sqlite_url)
     done = run_cli("serve", "--config", str(config), "--workers", "2")

@@ -127,3 +127,94 @@ def test_default_config_path(tmp_path: Path) -> None:
     assert default_config_path(tmp_path).name == "config.example.toml"
     (tmp_path / "config.toml").write_text("", encoding="utf-8")
     assert default_config_path(tmp_path).name == "config.toml"
+
+
+# -- where a relative SQLite file lives ----------------------------------------------------------
+
+
+def test_relative_sqlite_path_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the working directory must not matter
+    conf = tmp_path / "etc"
+    conf.mkdir()
+    written = MINIMAL + '[storage]\ndatabase_url = "sqlite:///data/sentinel.db?timeout=3"\n'
+    config = load_config(write(conf, written), {})
+    assert config.storage.database_url == f"sqlite:///{conf / 'data' / 'sentinel.db'}?timeout=3"
+    # The default, with no [storage] at all, is beside the file too.
+    default = load_config(write(conf, MINIMAL), {})
+    assert default.storage.database_url == f"sqlite:///{conf / 'data' / 'sentinel.db'}"
+    # ../ is resolved; absolute paths, in-memory and PostgreSQL URLs are left as written.
+    up = load_config(write(conf, MINIMAL + '[storage]\ndatabase_url = "sqlite:///../x.db"\n'), {})
+    assert up.storage.database_url == f"sqlite:///{tmp_path / 'x.db'}"
+    for url in (f"sqlite:///{tmp_path / 'abs.db'}", "postgresql://u@h/db", "sqlite://"):
+        given = MINIMAL + f'[storage]\ndatabase_url = "{url}"\n'
+        assert load_config(write(conf, given), {}).storage.database_url == url
+    # A relative path from the environment is the working directory's, as anywhere in a shell.
+    from_env = load_config(write(conf, MINIMAL), {"DATABASE_URL": "sqlite:///run/s.db"})
+    assert from_env.storage.database_url == f"sqlite:///{elsewhere / 'run' / 's.db'}"
+    assert not (elsewhere / "data").exists() and not (conf / "data").exists()  # nothing made
+
+
+def test_only_the_sqlite_files_own_folder_may_be_missing(tmp_path: Path) -> None:
+    typo = MINIMAL + '[storage]\ndatabase_url = "sqlite:///dtaa/nested/sentinel.db"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, typo), {})
+    message = str(info.value)
+    assert message.startswith("[storage].database_url:")
+    assert f"{tmp_path / 'dtaa'} does not exist" in message
+    assert not (tmp_path / "dtaa").exists()
+
+
+# -- [sandbox] and [metrics] --------------------------------------------------------------------
+
+
+def test_sandbox_and_metrics_defaults_are_closed(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL), {})
+    assert config.sandbox.enabled is False and config.sandbox.allow_remote is False
+    assert config.metrics.allow == ("127.0.0.0/8", "::1")
+    assert config.metrics.bearer_token == ""
+    example = load_config(EXAMPLE, {})
+    assert example.sandbox.enabled is True and example.sandbox.allow_remote is False
+    assert example.metrics == config.metrics
+
+
+def test_metrics_token_from_the_environment_is_never_shown(tmp_path: Path) -> None:
+    token = "prom-scrape-token-0123456789"
+    config = load_config(write(tmp_path, MINIMAL), {"SENTINEL_METRICS_TOKEN": token})
+    assert config.metrics.bearer_token == token
+    assert token not in repr(config)
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), {"SENTINEL_METRICS_TOKEN": "short token"})
+    assert "[metrics].bearer_token" in str(info.value) and "short token" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ('[sandbox]\nenabled = "yes"\n', "[sandbox].enabled"),
+        ("[sandbox]\nallow_remote = 1\n", "[sandbox].allow_remote"),
+        ("[sandbox]\nbogus = true\n", "[sandbox].bogus"),
+        ('[metrics]\nallow = ["localhost"]\n', "[metrics].allow"),
+        ('[metrics]\nallow = ["10.0.0.1/8"]\n', "[metrics].allow"),
+        ('[metrics]\nallow = "127.0.0.1"\n', "[metrics].allow"),
+        ('[metrics]\nbearer_token = "tooshort"\n', "[metrics].bearer_token"),
+        ('[metrics]\nbearer_token = "has a space in it, 12345"\n', "[metrics].bearer_token"),
+    ],
+)
+def test_bad_sandbox_or_metrics_key_is_named(tmp_path: Path, section: str, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL + section), {})
+    assert str(info.value).startswith(f"{key}:")
+
+
+def test_metrics_allow_takes_addresses_and_networks(tmp_path: Path) -> None:
+    text = MINIMAL + '[metrics]\nallow = ["127.0.0.1", "10.0.0.0/8", "fd00::/8"]\n'
+    assert load_config(write(tmp_path, text), {}).metrics.allow == (
+        "127.0.0.1",
+        "10.0.0.0/8",
+        "fd00::/8",
+    )
+    assert load_config(write(tmp_path, MINIMAL + "[metrics]\nallow = []\n"), {}).metrics.allow == ()
