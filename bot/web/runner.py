@@ -20,6 +20,7 @@ from aiohttp import web
 from bot.config import Config
 from bot.log import server_log, setup_logging
 from bot.web.app import create_app
+from bot.web.limits import ReadLimits, run_app
 
 __all__ = ["banner", "serve"]
 
@@ -73,14 +74,14 @@ def _run_worker(config: Config, reuse_port: bool) -> None:
     app = create_app(config)
     # Appended after the resources' cleanup_ctx, so it runs once they are all loaded.
     app.on_startup.append(_freeze_heap)
-    web.run_app(
+    run_app(
         app,
+        limits=ReadLimits.of(config.server),
         host=config.server.host,
         port=config.server.port,
         reuse_port=reuse_port,
         shutdown_timeout=config.server.shutdown_timeout_s,
         access_log=None,  # per-request access lines cost throughput; metrics count requests instead
-        print=None,
         loop=loop,
     )
 
