@@ -18,8 +18,8 @@ second holds a connection for 75 s in its headers, and for ever in its body.
   lets the handler answer and log the request; closing would not stop the handler anyway
   (``handler_cancellation`` is off, as in ``web.run_app``).
 
-Each is one exact ``call_at`` deadline per connection (aiohttp's ``timeout_ceil_threshold`` rounding
-serves many short-lived timeouts and buys nothing here). Malformed HTTP (a bad request line,
+Each is one exact ``call_at`` deadline, set once per request (so no rounding up to whole seconds,
+as aiohttp's ``timeout_ceil_threshold`` does for its frequently re-armed timeouts). Malformed HTTP (a bad request line,
 oversized headers) is answered 400 with one rate-limited line instead of aiohttp's traceback per
 request; tracebacks stay for errors of ours.
 
@@ -112,9 +112,8 @@ class LimitedRequestHandler(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if data and self._body is None:
             self._header_bytes = True
-            if (
-                self._header_deadline is None
-            ):  # the first byte of a request on a kept-alive connection
+            if self._header_deadline is None:
+                # The first byte of a later request on a kept-alive connection.
                 self._start_header_deadline()
         parsed = len(self._messages)
         super().data_received(data)
