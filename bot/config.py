@@ -79,6 +79,10 @@ class ServerConfig:
     workers: int = 1
     #: Seconds SIGTERM waits for in-flight callbacks and the pending group commit.
     shutdown_timeout_s: float = 10.0
+    #: Seconds a client has to send a request's header block, from its first byte (or the accept).
+    header_timeout_s: float = 10.0
+    #: Seconds a client has to send a request's body, from the end of its header block.
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         _check(0 < self.port < 65536, "[server].port", "must be 1..65535")
@@ -91,6 +95,12 @@ class ServerConfig:
         _check(self.timestamp_skew_s > 0, "[server].timestamp_skew_s", "must be positive")
         _check(self.workers >= 1, "[server].workers", "must be at least 1")
         _check(self.shutdown_timeout_s > 0, "[server].shutdown_timeout_s", "must be positive")
+        for key in ("header_timeout_s", "body_timeout_s"):
+            _check(
+                0 < getattr(self, key) <= 300,
+                f"[server].{key}",
+                "must be more than 0 and at most 300 seconds",
+            )
 
 
 @dataclass(frozen=True, slots=True)

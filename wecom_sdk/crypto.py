@@ -29,7 +29,7 @@ from .errors import (
     TimestampError,
     XmlError,
 )
-from .xmlsafe import parse_xml, render_xml
+from .xmlsafe import envelope_fields, render_xml
 
 __all__ = ["MsgCrypto", "SealedMessage"]
 
@@ -163,14 +163,19 @@ class MsgCrypto:
         return self.decrypt(encrypt)
 
     def open_envelope(self, msg_signature: str, timestamp: str, nonce: str, body: bytes) -> bytes:
-        """Parse a POST body (DTDs and entities refused), take ``<Encrypt>`` and :meth:`open` it.
+        """Take ``<Encrypt>`` from a POST body and :meth:`open` it.
+
+        The envelope is read by a flat, linear scan (:func:`~wecom_sdk.xmlsafe.envelope_fields`),
+        never parsed as XML: until the signature over ``Encrypt`` has been checked the body is
+        anyone's. The inner message this returns is the caller's to parse (``parse_xml``, which
+        bounds depth and size).
 
         Raises:
-            XmlError: The body is not a safe ``<xml>`` document with one text ``Encrypt``.
+            XmlError: The body is not WeCom's flat ``<xml>`` envelope with one non-empty ``Encrypt``.
             CryptoError: As :meth:`open`.
         """
-        encrypt = parse_xml(body).get("Encrypt")
-        if not isinstance(encrypt, str) or not encrypt:
+        encrypt = envelope_fields(body).get("Encrypt")
+        if not encrypt:
             raise XmlError("callback body has no Encrypt text")
         return self.open(msg_signature, timestamp, nonce, encrypt)
 

@@ -1,9 +1,12 @@
 """WeCom's callback endpoint: GET verifies the URL, POST receives messages and events.
 
-POST: bounded body -> signature (constant time) + timestamp window -> decrypt -> parse (no DTD/entities)
--> pipeline (dedupe, durable archive, router) -> sealed passive reply or an empty 200.
+POST: bounded body (size, and the read time of ``[server].body_timeout_s``) -> ``Encrypt`` taken by a
+flat scan of the envelope -> signature (constant time) + timestamp window -> decrypt -> parse (no
+DTD/entities, bounded depth and size) -> pipeline (dedupe, durable archive, router) -> sealed passive
+reply or an empty 200.
 
-Bad input is a 4xx, logged once without secrets or chat text; the server stays healthy. A storage
+Bad input is a 4xx with one rate-limited log line (``log_rejected``: reason, remote address,
+request id), without secrets, chat text or a traceback; the server stays healthy. A storage
 failure is a 503 so that WeCom retries (the no-data-loss rule).
 """
 
@@ -17,6 +20,8 @@ from bot.inbound.context import ChannelFacts, Context
 from bot.inbound.reply_step import seal_reply
 from bot.log import callback_log
 from bot.web.keys import CONFIG, CRYPTO, METRICS, PIPELINE, SERVICES
+from bot.web.limits import RequestBodyTimeout
+from bot.web.request_id import current_request_id, log_rejected
 from monitor.errors import StorageError
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.errors import (
@@ -43,10 +48,11 @@ def _status_for(exc: CryptoError | XmlError) -> int:
 
 def _reject(request: web.Request, method: str, status: int, reason: str) -> web.Response:
     request.app[METRICS].callbacks.labels(method, f"rejected_{status}").inc()
-    callback_log.warning(
-        "%s %s rejected %d: %s (from %s)", method, request.path, status, reason, request.remote
-    )
-    return web.Response(status=status, text=reason, content_type=_TEXT_PLAIN)
+    log_rejected(request, callback_log, status, reason)
+    response = web.Response(status=status, text=reason, content_type=_TEXT_PLAIN)
+    if status == 408:  # the rest of the body is not read: this connection cannot carry another
+        response.force_close()
+    return response
 
 
 def _required_params(request: web.Request, names: tuple[str, ...]) -> dict[str, str] | str:
@@ -128,6 +134,8 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _Rejected(413, f"body larger than {limit} bytes") from None
+    except RequestBodyTimeout as exc:
+        raise _Rejected(408, str(exc)) from None
 
 
 def _open(crypto: MsgCrypto, params: dict[str, str], body: bytes) -> tuple[Message, str]:
@@ -158,13 +166,20 @@ async def _post(request: web.Request) -> web.Response:
         result = await app[PIPELINE](msg, ctx)
     except StorageError as exc:
         app[METRICS].callbacks.labels("POST", "storage_failed").inc()
-        callback_log.error("storage failed, answering 503 so WeCom retries: %s", exc)
+        callback_log.error(
+            "storage failed, answering 503 so WeCom retries (request %s): %s",
+            current_request_id(),
+            exc,
+        )
         return web.Response(status=503, text="storage unavailable", content_type=_TEXT_PLAIN)
     except Exception:
         # A bug of ours: nothing is acknowledged, so WeCom's retry gets another chance (a fixed
         # deployment, a transient cause); 503 rather than aiohttp's bare 500.
         app[METRICS].callbacks.labels("POST", "internal_error").inc()
-        callback_log.exception("callback failed before it was stored; answering 503")
+        callback_log.exception(
+            "callback failed before it was stored; answering 503 (request %s)",
+            current_request_id(),
+        )
         return web.Response(status=503, text="temporarily unavailable", content_type=_TEXT_PLAIN)
 
     sealed = seal_reply(

@@ -12,11 +12,13 @@ from bot.config import Config
 from bot.handlers import build_root_router
 from bot.handlers.router import Router
 from bot.inbound.callback import handle_callback_get, handle_callback_post
+from bot.log import RejectLog
 from bot.sandbox.pages import add_sandbox_routes
 from bot.web.access import metrics_access, sandbox_access
 from bot.web.health import Healthz, handle_metrics
 from bot.web.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER, SANDBOX
 from bot.web.metrics import BotMetrics
+from bot.web.request_id import REJECTS, request_id_middleware
 from bot.web.resources import RESOURCES
 from wecom_sdk.crypto import MsgCrypto
 
@@ -36,7 +38,10 @@ def create_app(
         router: the handler tree; defaults to the shipped handlers (``bot.handlers``).
         clock: time source for the callback timestamp window (tests inject a frozen one).
     """
-    app = web.Application(client_max_size=config.server.max_body_bytes)
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes, middlewares=[request_id_middleware]
+    )
+    app[REJECTS] = RejectLog()
     app[CONFIG] = config
     app[CRYPTO] = MsgCrypto(
         config.wecom.token,

@@ -27,6 +27,7 @@ from bot.config import Config
 from bot.log import server_log, setup_logging
 from bot.web.app import create_app
 from bot.web.keys import CONFIG
+from bot.web.limits import ReadLimits, run_app
 from bot.web.metrics import shared_metrics_dir, worker_exited
 
 __all__ = ["Supervisor", "banner", "serve"]
@@ -109,14 +110,14 @@ def _run_worker(config: Config, reuse_port: bool) -> None:
     # Appended after the resources' cleanup_ctx, so they run once they are all loaded.
     app.on_startup.append(_freeze_heap)
     app.on_startup.append(_announce)
-    web.run_app(
+    run_app(
         app,
+        limits=ReadLimits.of(config.server),
         host=config.server.host,
         port=config.server.port,
         reuse_port=reuse_port,
         shutdown_timeout=config.server.shutdown_timeout_s,
         access_log=None,  # per-request access lines cost throughput; metrics count requests instead
-        print=None,
         loop=loop,
     )
 

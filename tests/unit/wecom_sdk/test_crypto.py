@@ -561,19 +561,59 @@ def test_get_verification_has_no_time_window() -> None:
 # --- envelopes and sealing -----------------------------------------------------------------------
 
 
+A_ENCRYPT_FIELD = f"<Encrypt><![CDATA[{A['post']['encrypt']}]]></Encrypt>".encode()
+
+
 @pytest.mark.parametrize(
     "body",
     [
         b"not xml",
         b"<xml><ToUserName>x</ToUserName></xml>",
+        b"<xml><Encrypt></Encrypt></xml>",
         b'<!DOCTYPE xml [<!ENTITY e "x">]><xml><Encrypt>&e;</Encrypt></xml>',
         b"<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>",
+        # The signed Encrypt of Set A inside what is no longer WeCom's flat envelope: refused
+        # before the signature is even computed.
+        b"<xml>" + A_ENCRYPT_FIELD * 2 + b"</xml>",
+        b"<xml>" + b"<a>" * 5_000 + A_ENCRYPT_FIELD + b"</a>" * 5_000 + b"</xml>",
+        b"<xml>" + b"<a>" * 50_000 + b"</a>" * 50_000 + b"</xml>",
+        b"<xml "
+        + b" ".join(b'a%d="1"' % i for i in range(5_000))
+        + b">"
+        + A_ENCRYPT_FIELD
+        + b"</xml>",
+        b"<xml><!-- c -->" + A_ENCRYPT_FIELD + b"</xml>",
+        b"<xml><Wrap>" + A_ENCRYPT_FIELD + b"</Wrap></xml>",
+    ],
+    ids=[
+        "not-xml",
+        "no-encrypt",
+        "empty-encrypt",
+        "dtd",
+        "two-encrypt",
+        "signed-encrypt-twice",
+        "deep-nesting-around-encrypt",
+        "deep-nesting",
+        "5000-attributes",
+        "comment",
+        "nested-encrypt",
     ],
 )
 def test_bad_envelopes_are_xml_errors(body: bytes) -> None:
     with pytest.raises(XmlError) as exc:
         make(now=1476422779).open_envelope(*A_POST_QUERY, body)
     assert not isinstance(exc.value, CryptoError)
+
+
+def test_envelope_signature_before_decryption() -> None:
+    crypto = make(now=NOW)
+    ts, nonce = str(int(NOW)), "1"
+    garbage = "!!not base64!!"
+    body = f"<xml><Encrypt>{garbage}</Encrypt></xml>".encode()
+    with pytest.raises(SignatureError):  # unsigned: never decrypted
+        crypto.open_envelope("0" * 40, ts, nonce, body)
+    with pytest.raises(DecryptError):  # signed: decrypted, and refused there
+        crypto.open_envelope(crypto.sign(ts, nonce, garbage), ts, nonce, body)
 
 
 def test_seal_defaults_use_the_injected_clock_and_random() -> None:

@@ -1,7 +1,9 @@
-"""parse_xml refuses hostile XML; render_xml round-trips any text."""
+"""parse_xml refuses hostile XML within its depth and size limits; envelope_fields reads only
+WeCom's flat callback envelope, in linear time; render_xml round-trips any text."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -9,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wecom_sdk import XmlError, parse_xml, render_xml
+from wecom_sdk.xmlsafe import _ENVELOPE_MAX_FIELDS, MAX_BYTES, MAX_DEPTH, envelope_fields
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE xml [
@@ -154,7 +157,7 @@ def test_fast_path_agrees_with_defusedxml(d: dict[str, str]) -> None:
     from wecom_sdk.xmlsafe import _children, _parse_defused
 
     data = render_xml(d)
-    assert parse_xml(data) == _children(_parse_defused(data)) == d
+    assert parse_xml(data) == _children(_parse_defused(data), MAX_DEPTH) == d
 
 
 @pytest.mark.parametrize(
@@ -170,3 +173,150 @@ def test_fast_path_agrees_with_defusedxml(d: dict[str, str]) -> None:
 def test_dtd_hidden_by_encoding_is_still_refused(data: bytes) -> None:
     with pytest.raises(XmlError):
         parse_xml(data)
+
+
+# --- limits: depth and size --------------------------------------------------------------------
+
+
+def nested(depth: int, leaf: bytes = b"x") -> bytes:
+    """``<xml>`` holding ``depth`` levels of ``<a>`` around ``leaf``."""
+    return b"<xml>" + b"<a>" * depth + leaf + b"</a>" * depth + b"</xml>"
+
+
+@pytest.mark.parametrize("depth", [MAX_DEPTH + 1, 1_000, 5_000, 50_000])
+def test_deep_nesting_is_an_xml_error_not_a_crash(depth: int) -> None:
+    with pytest.raises(XmlError, match="deeper than"):
+        parse_xml(nested(depth))
+
+
+def test_depth_limit_is_exact() -> None:
+    value: Any = parse_xml(nested(MAX_DEPTH))
+    for _ in range(MAX_DEPTH - 1):
+        value = value["a"]
+    assert value == {"a": "x"}
+    assert parse_xml(nested(2), max_depth=2) == {"a": {"a": "x"}}
+    with pytest.raises(XmlError):
+        parse_xml(nested(3), max_depth=2)
+
+
+def test_size_limit() -> None:
+    doc = render_xml({"Content": "中" * 1000})
+    assert parse_xml(doc, max_bytes=len(doc)) == {"Content": "中" * 1000}
+    with pytest.raises(XmlError, match="larger than"):
+        parse_xml(doc, max_bytes=len(doc) - 1)
+    with pytest.raises(XmlError, match="larger than"):
+        parse_xml(b"<xml>" + b" " * MAX_BYTES + b"</xml>")
+
+
+def test_wecom_shapes_fit_the_default_limits() -> None:
+    # template_card_event is WeCom's deepest known message: SelectedItems/SelectedItem/OptionIds/OptionId.
+    doc = (
+        b"<xml><SelectedItems><SelectedItem><QuestionKey>q</QuestionKey><OptionIds>"
+        b"<OptionId>a</OptionId><OptionId>b</OptionId></OptionIds></SelectedItem></SelectedItems></xml>"
+    )
+    assert parse_xml(doc) == {
+        "SelectedItems": {
+            "SelectedItem": {"QuestionKey": "q", "OptionIds": {"OptionId": ["a", "b"]}}
+        }
+    }
+
+
+# --- the callback envelope: a flat scan, never an XML parse ------------------------------------
+
+ENC = "Kl7kjoSf6DMD1zh7rtrHjFaDapSCkaOnwu3bqLc5tAyb+/="
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(
+            f"<xml><ToUserName><![CDATA[ww1]]></ToUserName>\n<Encrypt><![CDATA[{ENC}]]></Encrypt>\n"
+            "<AgentID><![CDATA[1000002]]></AgentID>\n</xml>".encode(),
+            id="wecom-sample-layout",
+        ),
+        pytest.param(
+            render_xml({"ToUserName": "ww1", "Encrypt": ENC, "AgentID": "1000002"}), id="rendered"
+        ),
+        pytest.param(
+            f'\xef\xbb\xbf<?xml version="1.0" encoding="UTF-8"?>\r\n <xml>\t<Encrypt>{ENC}</Encrypt>'
+            "<AgentID/><Empty></Empty></xml>\n".encode("latin-1"),
+            id="bom-declaration-bare-text-self-closed",
+        ),
+        pytest.param(
+            f"<xml><ToUserName><![CDATA[a]]]]><![CDATA[>b]]></ToUserName><Encrypt>{ENC}</Encrypt></xml>".encode(),
+            id="split-cdata-elsewhere",
+        ),
+    ],
+)
+def test_envelope_fields_reads_flat_envelopes(data: bytes) -> None:
+    fields = envelope_fields(data)
+    assert fields["Encrypt"] == ENC
+    assert parse_xml(data).get("Encrypt") == ENC  # the same value an XML parser sees
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"not xml", id="not-xml"),
+        pytest.param(b"<root><Encrypt>a</Encrypt></root>", id="wrong-root"),
+        pytest.param(b"<xml><Encrypt>a</Encrypt>", id="unclosed-root"),
+        pytest.param(b"<xml><Encrypt>a</Encrypt></xml><xml/>", id="two-roots"),
+        pytest.param(b"<xml><Encrypt>a</Encrypt></xml>junk", id="trailing-junk"),
+        pytest.param(b"<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>", id="two-encrypt"),
+        pytest.param(b"<xml><W><Encrypt>a</Encrypt></W></xml>", id="nested-encrypt"),
+        pytest.param(nested(5_000, b"<Encrypt>a</Encrypt>"), id="deep-nesting"),
+        pytest.param(b'<xml a="1"><Encrypt>a</Encrypt></xml>', id="root-attribute"),
+        pytest.param(b'<xml><Encrypt n="1">a</Encrypt></xml>', id="field-attribute"),
+        pytest.param(b"<xml><!-- c --><Encrypt>a</Encrypt></xml>", id="comment"),
+        pytest.param(b"<xml><?pi x?><Encrypt>a</Encrypt></xml>", id="processing-instruction"),
+        pytest.param(BILLION_LAUGHS, id="billion-laughs"),
+        pytest.param(EXTERNAL_ENTITY, id="external-entity"),
+        pytest.param(b"<xml><Encrypt>&#65;bc</Encrypt></xml>", id="character-reference"),
+        pytest.param(b"<xml><Encrypt>a&amp;b</Encrypt></xml>", id="entity-reference"),
+        pytest.param(b"<xml><Encrypt><![CDATA[abc</Encrypt></xml>", id="unterminated-cdata"),
+        pytest.param(b"<xml><Encrypt>a</Encrypted></xml>", id="mismatched-close"),
+        pytest.param(b"<xml><Encrypt>\xff\xfe</Encrypt></xml>", id="not-utf-8"),
+        pytest.param(b"<xml><Encrypt>a\x00b</Encrypt></xml>", id="nul"),
+        pytest.param(
+            b"<xml>" + b"<A>1</A>" * 1_000 + b"<Encrypt>a</Encrypt></xml>", id="too-many-fields"
+        ),
+        pytest.param(
+            b"<xml><" + b"N" * 100 + b">a</" + b"N" * 100 + b"><Encrypt>a</Encrypt></xml>",
+            id="long-name",
+        ),
+        pytest.param(b"<xml>text<Encrypt>a</Encrypt></xml>", id="text-in-root"),
+    ],
+)
+def test_envelope_fields_refuses_everything_else(data: bytes) -> None:
+    with pytest.raises(XmlError) as exc:
+        envelope_fields(data)
+    assert exc.value.errcode == -40002
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"<xml><Encrypt>" + b"<![CDATA[a]]>" * 20_000 + b"</Encrypt>",
+        b"<xml><Encrypt><![CDATA[" + b"]]" * 300_000,
+        b"<xml>" + b"<a>" * 300_000,
+        b"<xml><Encrypt>" + b"a" * 1_000_000,
+        b"<xml><Encrypt>" + b"]]><![CDATA[" * 50_000 + b"</Encrypt></xml>",
+    ],
+    ids=["many-cdata", "cdata-brackets", "open-tags", "long-text", "cdata-ends"],
+)
+def test_envelope_scan_is_linear(data: bytes) -> None:
+    started = time.perf_counter()
+    with pytest.raises(XmlError):
+        envelope_fields(data)
+    assert time.perf_counter() - started < 0.5  # about 1 ms each; quadratic would take minutes
+
+
+# render_xml writes "\r" as a character reference, which the envelope scan refuses like any other.
+flat_text = xml_text.filter(lambda t: "\r" not in t) | tricky_text.filter(lambda t: "\r" not in t)
+
+
+@given(st.dictionaries(tags, flat_text, max_size=_ENVELOPE_MAX_FIELDS))
+def test_envelope_fields_agree_with_the_parser(d: dict[str, str]) -> None:
+    data = render_xml(d)
+    assert envelope_fields(data) == parse_xml(data) == d
