@@ -20,15 +20,17 @@ from bot.web.keys import ARCHIVE
 from monitor.archive import make_engine
 from tests.support.app import (
     AES_KEY,
+    AGENT_ID,
     CORP_ID,
     TOKEN,
+    free_port,
     make_config,
     sealed_post,
     text_xml,
     write_config,
 )
 from wecom_sdk.crypto import MsgCrypto
-from wecom_sdk.xmlsafe import parse_xml
+from wecom_sdk.xmlsafe import parse_xml, render_xml
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 PATH = "/wecom/callback"
@@ -91,21 +93,71 @@ async def test_the_passive_reply_is_sealed_with_the_callbacks_nonce_as_xml(
     assert envelope["TimeStamp"] == query["timestamp"]
 
 
-async def test_an_app_message_is_archived_in_its_members_conversation(
+def _archived(url: str, key: str) -> Any:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                text(
+                    "SELECT conversation_id, direction, agent_id, event, msg_type "
+                    "FROM message WHERE dedupe_key = :key"
+                ),
+                {"key": key},
+            ).one()
+    finally:
+        engine.dispose()
+
+
+async def test_an_app_message_is_archived_with_its_conversation_and_agent(
     aiohttp_client: ClientFactory, tmp_path: Path, sqlite_url: str
 ) -> None:
     client = await aiohttp_client(create_app(make_config(tmp_path, sqlite_url)))
     body, query = sealed_post(crypto(), text_xml("你好", 6301, from_user="lisi"))
     assert (await client.post(PATH, params=query, data=body)).status == 200
+    row = _archived(sqlite_url, "msg:6301")
+    assert (row.conversation_id, row.direction) == ("app:lisi", "member")
+    assert str(row.agent_id) == AGENT_ID and row.msg_type == "text" and row.event is None
+
+
+async def test_an_event_is_archived_with_its_event_name(
+    aiohttp_client: ClientFactory, tmp_path: Path, sqlite_url: str
+) -> None:
+    client = await aiohttp_client(create_app(make_config(tmp_path, sqlite_url)))
+    inner = render_xml(
+        {
+            "ToUserName": CORP_ID,
+            "FromUserName": "lisi",
+            "CreateTime": 1_700_000_000,
+            "MsgType": "event",
+            "Event": "enter_agent",
+            "EventKey": "",
+            "AgentID": int(AGENT_ID),
+        }
+    )
+    body, query = sealed_post(crypto(), inner)
+    assert (await client.post(PATH, params=query, data=body)).status == 200
     engine = make_engine(sqlite_url)
     try:
         with engine.connect() as conn:
-            row = conn.execute(
-                text("SELECT conversation_id, direction FROM message WHERE dedupe_key = 'msg:6301'")
-            ).one()
+            key = conn.execute(text("SELECT dedupe_key FROM message")).scalar_one()
     finally:
         engine.dispose()
-    assert row[0] == "app:lisi"
+    row = _archived(sqlite_url, key)
+    assert (row.msg_type, row.event) == ("event", "enter_agent")
+
+
+async def test_a_dedupe_store_outage_still_stores_the_message(
+    aiohttp_client: ClientFactory, tmp_path: Path, sqlite_url: str
+) -> None:
+    """Redis unreachable: the retry check fails open and the archive's unique key dedupes."""
+    config = make_config(tmp_path, sqlite_url, redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    client = await aiohttp_client(create_app(config))
+    body, query = sealed_post(crypto(), text_xml("你好", 6501))
+    assert (await client.post(PATH, params=query, data=body)).status == 200
+    assert await client.app[ARCHIVE].get("msg:6501") is not None
+    body, query = sealed_post(crypto(), text_xml("你好", 6501))  # WeCom's retry
+    assert (await client.post(PATH, params=query, data=body)).status == 200
+    assert await client.app[ARCHIVE].count() == 1
 
 
 def _sample(metrics: str, name: str) -> float:
