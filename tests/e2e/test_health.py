@@ -99,9 +99,8 @@ def proxied_pg(pg_schema_url: str) -> Iterator[tuple[str, TcpProxy]]:
     parts = urlsplit(pg_schema_url)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
     proxy.start()
-    netloc = (
-        f"{parts.username}@127.0.0.1:{proxy.port}" if parts.username else f"127.0.0.1:{proxy.port}"
-    )
+    credentials = parts.netloc.rpartition("@")[0]
+    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
     yield urlunsplit(parts._replace(netloc=netloc)), proxy
     proxy.close()
 
