@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import select
+from sqlalchemy import Engine, func, select
 
 from bot.config import Config, ConfigError
 from bot.inbound.alert_stage import card_style
@@ -26,8 +26,9 @@ from bot.inbound.chat_message import ChatMessage
 from bot.web.app import create_app
 from bot.web.keys import CONFIG, PIPELINE, WRITER
 from bot.web.preflight import config_notes
-from monitor.alerts.models import AlertAuditRecord, AlertRecord
+from monitor.alerts.models import AlertAuditRecord, AlertRecord, OutboxRecord
 from monitor.alerts.policy import AlertKind
+from monitor.archive import make_engine
 from rules.models import Audience, Severity
 from tests.support.app import (
     AES_KEY,
@@ -41,6 +42,7 @@ from tests.support.app import (
     text_xml,
     write_config,
 )
+from tests.support.waiting import until, until_async
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.testing.fake_api import Call, FakeWeCom
 from wecom_sdk.xmlsafe import render_xml
@@ -113,6 +115,32 @@ async def wait_calls(fake: FakeWeCom, path: str, count: int, timeout_s: float = 
     return fake.calls_to(path)
 
 
+def deliveries(fake: FakeWeCom, path: str) -> list[Call]:
+    """Every accepted call to ``path``, repeats included: a card sent twice counts twice even
+    when WeCom's duplicate check keeps the manager from seeing it twice."""
+    return [c for c in fake.history if c.path == path and c.errcode == 0]
+
+
+def pending_outbox_rows(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count())
+                .select_from(OutboxRecord)
+                .where(OutboxRecord.status == "pending")  # type: ignore[arg-type]
+            ).scalar_one()
+        )
+
+
+async def outbox_settled(engine: Engine, timeout_s: float = 10.0) -> None:
+    """Wait until the outbox worker has nothing left to send (each row sent, failed or skipped)."""
+    await until_async(
+        lambda: asyncio.to_thread(lambda: pending_outbox_rows(engine) == 0),
+        "the outbox to have no pending row",
+        timeout_s,
+    )
+
+
 def click_xml(user: str, key: str, task_id: str, code: str) -> bytes:
     return render_xml(
         {
@@ -181,8 +209,10 @@ async def test_two_system_busy_answers_still_deliver_once(
     fake.fail_next("message/send", -1, times=2)
     assert await post_inner(client, text_xml("我要投诉你们", 9101)) == 200
     await wait_calls(fake, "message/send", 1, timeout_s=10.0)
-    await asyncio.sleep(0.5)  # a second delivery would show up by now
-    assert len(fake.calls_to("message/send")) == 1
+    await outbox_settled(client.app[WRITER].engine)
+    assert len(deliveries(fake, "message/send")) == 1
+    busy = [c for c in fake.history if c.path == "message/send" and c.errcode == -1]
+    assert len(busy) == 2
 
 
 async def test_six_repeat_hits_in_one_chat_send_at_most_one_extra_message(
@@ -193,8 +223,8 @@ async def test_six_repeat_hits_in_one_chat_send_at_most_one_extra_message(
     for n, text in enumerate(texts):
         assert await post_inner(client, text_xml(text, 9200 + n)) == 200
     await wait_calls(fake, "message/send", 1)
-    await asyncio.sleep(1.0)  # let the worker send anything else it would
-    sends = fake.calls_to("message/send")
+    await outbox_settled(client.app[WRITER].engine)
+    sends = deliveries(fake, "message/send")
     # The first card (medium: refund) and one re-notification when severity rose to high.
     assert len(sends) == 2
     assert card_of(sends[1])["main_title"]["title"] == "客户维权风险"
@@ -286,8 +316,8 @@ async def test_a_repeated_click_callback_is_applied_once(
     for _ in range(3):  # WeCom retries a callback it got no answer to
         assert await post_inner(client, click) == 200
     await wait_calls(fake, "message/update_template_card", 1)
-    await asyncio.sleep(0.5)
-    assert len(fake.calls_to("message/update_template_card")) == 1
+    await outbox_settled(client.app[WRITER].engine)
+    assert len(deliveries(fake, "message/update_template_card")) == 1
 
 
 async def test_token_revoked_mid_run_is_refreshed_once(
@@ -344,8 +374,8 @@ async def test_kill9_while_api_down_then_restart_delivers_the_pending_alert(
             body, query = sealed_post(crypto(), text_xml("我要去12315维权", 9901))
             async with http.post(f"{first.base}{PATH}", params=query, data=body) as resp:
                 assert resp.status == 200  # stored (with its alert) before the answer
-        await asyncio.sleep(1.5)  # the outbox tries and fails to reach the API
-        assert "outbox row" in first.output()
+        # The outbox tries and fails to reach the API.
+        await until(lambda: "outbox row" in first.output(), "a failed delivery in the log")
         first.signal(signal.SIGKILL)
         await asyncio.to_thread(first.wait)
     finally:
@@ -360,8 +390,12 @@ async def test_kill9_while_api_down_then_restart_delivers_the_pending_alert(
         await asyncio.to_thread(second.wait_ready)
         (call,) = await wait_calls(fake, "message/send", 1, timeout_s=30.0)
         assert call.body["template_card"]["main_title"]["title"] == "客户维权风险"
-        await asyncio.sleep(1.0)
-        assert len(fake.calls_to("message/send")) == 1
+        engine = make_engine(sqlite_url)
+        try:
+            await outbox_settled(engine, timeout_s=30.0)
+        finally:
+            engine.dispose()
+        assert len(deliveries(fake, "message/send")) == 1
     finally:
         second.close()
         await runner.cleanup()

@@ -29,6 +29,7 @@ from tests.support.app import (
     sealed_post,
     text_xml,
 )
+from tests.support.waiting import until, until_async
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.testing.fake_api import KF_OVER_LIMIT, FakeWeCom, kf_event, kf_text
 from wecom_sdk.xmlsafe import render_xml
@@ -453,9 +454,7 @@ async def test_periodic_pull_catches_a_missed_callback(
     await env.event()  # the account becomes known
     await env.settled()
     env.fake.add_kf_messages(KF, [kf_text("c12-1", "wmN", "发货", open_kfid=KF)])  # no callback
-    deadline = time.monotonic() + 5
-    while not env.fake.kf_deliveries and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
+    await until(lambda: env.fake.kf_deliveries, "the periodic pull to deliver the answer")
     assert [d.touser for d in env.fake.kf_deliveries] == ["wmN"]
 
 
@@ -527,10 +526,10 @@ async def test_an_event_at_another_worker_makes_the_holder_pull_again(
     await held.wait()  # the first worker holds the lock, its page on the way
     first.fake.add_kf_messages(KF, [kf_text("c15-2", "wmR", "发货", open_kfid=KF)])
     await second.event()  # finds the lock taken: asks the holder to pull again
-    deadline = time.monotonic() + 5
-    while not await redis_client.exists(f"{redis_prefix}kf:again:{KF}"):
-        assert time.monotonic() < deadline, "the second worker did not ask the holder"
-        await asyncio.sleep(0.01)
+    await until_async(
+        lambda: redis_client.exists(f"{redis_prefix}kf:again:{KF}"),
+        "the second worker to ask the holder to pull again",
+    )
     assert len(first.fake.calls_to("kf/sync_msg")) == 1  # only the held one: no second puller
     held.release.set()
     await first.settled()

@@ -145,7 +145,15 @@ async def test_kill_9_during_a_pull_then_restart_loses_nothing_and_answers_nothi
         assert await send_event(second.base, fake) == 200
         # Each customer: the shipping answer, then (3 unanswerable messages later) the hand-off.
         await until(lambda: len(fake.kf_deliveries) >= 2 * customers, 90, "every answer")
-        await asyncio.sleep(1.0)  # anything sent twice would show up by now
+        # Every decided action confirmed: a second send, if any, would have happened by then.
+        await until(
+            lambda: (
+                sql(database_url, "SELECT count(*) FROM kf_reply WHERE status = 'pending'")
+                == [(0,)]
+            ),
+            30,
+            "no kf reply left pending",
+        )
     finally:
         second.close()
     archived = {r[0] for r in sql(database_url, "SELECT dedupe_key FROM message")}
@@ -198,7 +206,14 @@ async def test_two_workers_receiving_events_at_once_run_one_puller(
             await until(partial(delivered_at_least, fake, total), 30, "the batch's answers")
             if batch >= 1 and "another worker is pulling" in server.output():
                 break
-        await asyncio.sleep(1.0)
+        await until(
+            lambda: (
+                sql(pg_schema_url, "SELECT count(*) FROM kf_reply WHERE status = 'pending'")
+                == [(0,)]
+            ),
+            30,
+            "no kf reply left pending",
+        )
         output = server.output()
     finally:
         server.close()

@@ -335,3 +335,82 @@ async def test_sighup_reloads_rules_without_restart(  # type: ignore[no-untyped-
         await asyncio.sleep(0.2)
     assert sorted(hit_words(msg_id)) == ["戊己庚辛", "甲乙丙丁"], server.output()
     assert server.proc.poll() is None  # reloaded, not restarted
+
+
+# --- mutation holes ---
+
+
+def _slow_commits(url: str) -> str:
+    """``url`` with every COMMIT of a new message taking 50 ms, and its backend dropping the
+    transaction when the client dies meanwhile (PostgreSQL).
+
+    A deferred constraint trigger runs at COMMIT; ``client_connection_check_interval`` makes the
+    backend notice a killed client during it and roll back, as a crash mid-commit does. So a 2xx
+    sent before the COMMIT returned is caught by a kill right after it.
+    """
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN PERFORM pg_sleep(0.05); RETURN NULL; END $$"
+            )
+            conn.exec_driver_sql(
+                "CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON message "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()"
+            )
+    finally:
+        engine.dispose()
+    return url.replace("options=", "options=-cclient_connection_check_interval%3D10%20", 1)
+
+
+async def _post_until_first_ack(server: ServerProcess, first_id: int, count: int) -> set[int]:
+    """POST ``count`` messages at once; SIGKILL the server the instant the first 2xx arrives
+    (before anything else is awaited). Returns every msg_id answered 200, before or after."""
+    crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
+    acked: set[int] = set()
+
+    async def one(session: aiohttp.ClientSession, msg_id: int) -> None:
+        body, query = sealed_post(crypto, text_xml(f"第{msg_id}条消息，我要投诉", msg_id))
+        try:
+            async with session.post(
+                f"{server.base}/wecom/callback", params=query, data=body
+            ) as resp:
+                if resp.status == 200:
+                    if not acked:
+                        server.proc.send_signal(signal.SIGKILL)
+                    acked.add(msg_id)
+        except (TimeoutError, aiohttp.ClientError):
+            pass  # the server died before answering: WeCom would retry
+
+    connector = aiohttp.TCPConnector(limit=count)
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10), connector=connector
+    ) as session:
+        await asyncio.gather(*(one(session, first_id + n) for n in range(count)))
+    return acked
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_kill_9_at_the_first_2xx_loses_nothing(  # type: ignore[no-untyped-def]
+    server_factory, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """Every 2xx answered before the kill is in the archive, whatever instant the kill hits.
+
+    Five rounds on one database, each a fresh server: the kill lands within microseconds of
+    the first acknowledgement, while the group commit holding the next messages is in flight.
+    """
+    if backend == "sqlite":
+        url = served = str(request.getfixturevalue("sqlite_url"))
+    else:
+        url = str(request.getfixturevalue("pg_schema_url"))
+        server_factory(url).close()  # creates the schema
+        served = _slow_commits(url)
+    for round_ in range(5):
+        server = server_factory(served)
+        acked = await _post_until_first_ack(server, 20_000 + 100 * round_, 40)
+        assert acked, f"nothing was acknowledged:\n{server.output()}"
+        stored = archived_keys(url)
+        lost = sorted(m for m in acked if f"msg:{m}" not in stored)
+        assert not lost, f"round {round_}: {len(acked)} acknowledged, lost {lost}"

@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import Connection, Engine, event
 
 from monitor.archive import GroupCommitWriter
+from tests.support.waiting import until
 
-__all__ = ["Gate", "commits", "statements", "writer"]
+__all__ = ["Gate", "closing", "commits", "queued", "statements", "writer"]
 
 
 @pytest.fixture
@@ -60,3 +61,19 @@ class Gate:
         task = asyncio.create_task(writer.run(self))
         assert await asyncio.to_thread(self.entered.wait, 5)
         return task
+
+
+async def queued(writer: GroupCommitWriter, count: int) -> None:
+    """Wait until ``count`` units are pending and handed to the writer thread, so that a held
+    writer (a :class:`Gate`) takes them as one batch once released."""
+    await until(
+        lambda: writer.pending == count and not writer._staged,
+        f"{count} units queued for the writer",
+    )
+
+
+async def closing(writer: GroupCommitWriter) -> asyncio.Task[None]:
+    """Start ``writer.close()`` and return once it has stopped accepting work."""
+    task = asyncio.create_task(writer.close())
+    await until(lambda: writer._closed, "close() to stop accepting work")
+    return task

@@ -23,7 +23,7 @@ from monitor.archive import (
     make_engine,
 )
 from monitor.archive import store as archive_module
-from tests.support.storage import Gate
+from tests.support.storage import Gate, closing, queued
 
 FIXED_NOW = datetime(2024, 5, 4, 12, 30, 15, 123456, tzinfo=UTC)
 
@@ -117,7 +117,7 @@ async def test_duplicates_inside_one_group_commit_batch(
     both = asyncio.gather(
         archive.store_inbound(record("twin")), archive.store_inbound(record("twin"))
     )
-    await asyncio.sleep(0.01)
+    await queued(writer, 3)
     release.set()
     await held
     a, b = await both
@@ -204,7 +204,7 @@ async def test_one_insert_statement_per_batch(
     gate = Gate()
     held = await gate.hold(writer)
     tasks = [asyncio.create_task(archive.store_inbound(record(f"m{i}"))) for i in range(100)]
-    await asyncio.sleep(0.01)
+    await queued(writer, 101)
     statements.clear()
     gate.release.set()
     await held
@@ -240,7 +240,7 @@ async def test_duplicates_and_archived_keys_in_one_batch(
         asyncio.create_task(archive.store_inbound(record(key, content=f"copy {i}")))
         for i, key in enumerate(keys)
     ]
-    await asyncio.sleep(0.01)
+    await queued(writer, 8)
     statements.clear()
     gate.release.set()
     await held
@@ -284,7 +284,7 @@ async def test_failing_store_is_isolated_from_its_batch(
     )
     bad = asyncio.create_task(archive.store_inbound(broken))
     twin = asyncio.create_task(archive.store_inbound(record("g1")))
-    await asyncio.sleep(0.01)
+    await queued(writer, 8)
     gate.release.set()
     await held
     results = await asyncio.gather(*good)
@@ -308,7 +308,7 @@ async def test_batches_larger_than_one_insert_page(engine: Engine) -> None:
         gate = Gate()
         held = await gate.hold(writer)
         tasks = [asyncio.create_task(archive.store_inbound(record(f"p{i}"))) for i in range(n)]
-        await asyncio.sleep(0.05)
+        await queued(writer, n + 1)
 
         def on_execute(*args: object) -> None:
             if str(args[2]).startswith("INSERT"):
@@ -331,11 +331,10 @@ async def test_close_flushes_queued_stores(writer: GroupCommitWriter, archive: A
     held = await gate.hold(writer)
     tasks = [asyncio.create_task(archive.store_inbound(record(f"q{i}"))) for i in range(30)]
     await asyncio.sleep(0)  # every task has queued its store
-    closing = asyncio.create_task(writer.close())
-    await asyncio.sleep(0.01)
-    assert not closing.done()
+    close = await closing(writer)
+    assert not close.done()  # it waits for the held batch
     gate.release.set()
-    await closing
+    await close
     await held
     assert all(r.inserted for r in await asyncio.gather(*tasks))
     assert await archive.count() == 30

@@ -44,7 +44,7 @@ from monitor.archive import (
     normalize_url,
 )
 from tests.support.paths import REPO
-from tests.support.storage import Gate
+from tests.support.storage import Gate, closing, queued
 
 _META = MetaData()
 ITEMS = Table(
@@ -229,8 +229,7 @@ async def test_failing_unit_does_not_lose_its_batch(
     bad = asyncio.create_task(writer.run(boom))
     duplicate = asyncio.create_task(writer.run(insert_item("g3")))  # violates the unique value
     more = [asyncio.create_task(writer.run(insert_item(f"h{i}"))) for i in range(10)]
-    await asyncio.sleep(0.01)
-    assert writer.pending == 23
+    await queued(writer, 23)
     gate.release.set()
     assert await held == "gate"
 
@@ -256,11 +255,10 @@ async def test_close_flushes_units_queued_before_it(
     held = await gate.hold(writer)
     tasks = [asyncio.create_task(writer.run(insert_item(f"c{i}"))) for i in range(50)]
     await asyncio.sleep(0)  # every task has queued its unit
-    closing = asyncio.create_task(writer.close())
-    await asyncio.sleep(0.01)
-    assert not closing.done()
+    close = await closing(writer)
+    assert not close.done()  # it waits for the held batch
     gate.release.set()
-    await closing
+    await close
     await held
     assert await asyncio.gather(*tasks) == [f"c{i}" for i in range(50)]
     assert len(stored_values(engine)) == 50
@@ -317,8 +315,7 @@ async def test_bulk_items_of_one_batch_share_one_execute(
     held = await gate.hold(writer)
     values = [f"b{i}" for i in range(50)]
     tasks = [asyncio.create_task(writer.run_bulk(op, v)) for v in values]
-    await asyncio.sleep(0.01)
-    assert writer.pending == 51
+    await queued(writer, 51)
     statements.clear()
     gate.release.set()
     await held
@@ -360,7 +357,7 @@ async def test_plain_units_and_bulk_ops_mixed_in_one_batch(
         asyncio.create_task(writer.run(logged_item("p3", log))),
         asyncio.create_task(writer.run_bulk(first, "a3")),
     ]
-    await asyncio.sleep(0.01)
+    await queued(writer, 8)
     statements.clear()
     gate.release.set()
     await held
@@ -387,7 +384,7 @@ async def test_failing_bulk_item_is_isolated(
     duplicate = asyncio.create_task(writer.run_bulk(op, "taken"))  # violates the unique value
     plain = asyncio.create_task(writer.run(insert_item("plain")))
     more = [asyncio.create_task(writer.run_bulk(op, f"h{i}")) for i in range(5)]
-    await asyncio.sleep(0.01)
+    await queued(writer, 14)
     gate.release.set()
     await held
 
@@ -434,11 +431,10 @@ async def test_close_flushes_queued_bulk_items(
     tasks = [asyncio.create_task(writer.run_bulk(op, f"c{i}")) for i in range(50)]
     plain = asyncio.create_task(writer.run(insert_item("plain")))
     await asyncio.sleep(0)  # every task has queued its unit
-    closing = asyncio.create_task(writer.close())
-    await asyncio.sleep(0.01)
-    assert not closing.done()
+    close = await closing(writer)
+    assert not close.done()  # it waits for the held batch
     gate.release.set()
-    await closing
+    await close
     await held
     assert await asyncio.gather(*tasks) == [f"C{i}" for i in range(50)]
     assert await plain == "plain"

@@ -4,6 +4,7 @@ digests, escalation, leases after a crash, failure classification, the team-room
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,14 +12,16 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select
 
 from bot.config import AlertsConfig
+from monitor.alerts.cards import AlertWording
 from monitor.alerts.intake import AlertIntake, CardStyle
-from monitor.alerts.models import OutboxRecord
+from monitor.alerts.models import OutboxKind, OutboxRecord, RecipientSendRecord
 from monitor.alerts.outbox import OutboxSettings, OutboxWorker
-from monitor.alerts.outbox_txn import claim_due
+from monitor.alerts.outbox_txn import ROBOT_RECIPIENT, claim_due
 from monitor.alerts.policy import AlertPolicy, AlertSubject, RateLimit
+from monitor.alerts.store import enqueue
 from monitor.archive import Archive, GroupCommitWriter, InboundRecord, create_schema, make_engine
 from monitor.archive.models import ArchivedHit
 from rules.models import Audience, Hit, SensitiveGroup, Severity, Word
@@ -256,3 +259,100 @@ async def test_robot_posts_new_alerts_to_the_team_room(env: Env) -> None:
     assert "[点我](http" not in content and "<font>我要" not in content  # customer text defused
     payloads = [json.loads(r.payload) for r in env.rows() if r.kind == "robot"]
     assert len(payloads) == 1
+
+
+# Survivors of mutation testing (mutmut on outbox.py / outbox_txn.py), each pinned by a test.
+
+
+async def test_send_history_keeps_the_rate_limit_across_passes(env: Env) -> None:
+    worker = env.worker(rate=RateLimit(per_minute=20, per_hour=600), escalation_every_s=1e9)
+    for n in range(20):
+        await env.message(n, f"kf:wk:c{n}")
+    await worker.drain()
+    assert len(env.fake.calls_to("message/send")) == 20
+    env.clock.advance(10)  # a later pass, still inside the minute: mgr1's budget is spent
+    await env.message(20, "kf:wk:c20")
+    await worker.drain()
+    assert len(env.fake.calls_to("message/send")) == 20
+    assert env.rows()[-2].status == "skipped"  # the card; its digest waits (the last row)
+    assert env.rows()[-1].kind == "digest" and env.rows()[-1].status == "pending"
+
+
+async def test_waiting_robot_posts_and_digests_spend_no_attempt(env: Env) -> None:
+    titles = {s: f"客户级别{int(s)}" for s in Severity}
+    env.style = CardStyle(robot=True, wording=AlertWording(customer=titles))
+    url = str(env.client.url("webhook/send").with_query(key="robot-key-1"))
+    worker = env.worker(
+        robot_webhook=url, rate=RateLimit(per_minute=2, per_hour=600), escalation_every_s=1e9
+    )
+    for n in range(3):  # three new alerts: three cards and three robot posts, two of each fit
+        await env.message(n, f"kf:wk:c{n}")
+    await worker.drain()
+    assert len(env.fake.calls_to("webhook/send")) == 2
+    assert len(env.fake.calls_to("message/send")) == 2
+    waiting = [r for r in env.rows() if r.status == "pending"]
+    assert sorted(r.kind for r in waiting) == ["digest", "robot"]
+    for row in waiting:  # waiting for a slot is not a failed attempt
+        assert row.next_at == T0 + timedelta(minutes=1) and row.attempts == 0, row.kind
+
+    env.clock.advance(60)
+    await worker.drain()
+    assert len(env.fake.calls_to("webhook/send")) == 3
+    digest = env.fake.calls_to("message/send")[-1]
+    content = digest.body["text"]["content"]
+    assert "客户级别3" in content and "客户维权风险" not in content  # the configured wording
+    assert CardStyle().review_base in content  # the link to the review web
+    assert digest.body["enable_duplicate_check"] == 1
+    with env.writer.engine.connect() as conn:
+        sends = Counter(r.recipient for r in conn.execute(select(RecipientSendRecord)))  # type: ignore[arg-type]
+    assert sends == {"mgr1": 3, ROBOT_RECIPIENT: 3}  # two cards and the digest; three posts
+
+
+async def test_a_card_update_ahead_in_the_batch_does_not_stop_the_cards_behind_it(
+    env: Env,
+) -> None:
+    worker = env.worker(escalation_every_s=1e9)
+    await env.message(1, "kf:wk:c1")
+    await worker.drain()
+    (card,) = env.rows()
+    assert card.response_code == env.fake.calls_to("message/send")[0].answer["response_code"]
+
+    def queue_update(conn: Connection) -> int:
+        payload = {"userids": ["mgr1"], "response_code": card.response_code, "replace_name": "x"}
+        return enqueue(
+            conn,
+            kind=OutboxKind.CARD_UPDATE,
+            alert_id=card.alert_id,
+            recipients=("mgr1",),
+            payload=payload,
+            now=env.clock(),
+        )
+
+    await env.writer.run(queue_update)
+    await env.message(2, "kf:wk:c2")
+    assert await worker.step() == 2  # one batch: the update, then the card
+    assert len(env.fake.calls_to("message/update_template_card")) == 1
+    assert len(env.fake.calls_to("message/send")) == 2
+    assert {r.status for r in env.rows()} == {"sent"}
+
+
+async def test_claims_take_the_oldest_rows_up_to_the_batch_under_a_named_lease(env: Env) -> None:
+    for n in range(5):
+        await env.message(n, f"kf:wk:c{n}")
+    claimed, _ = await env.writer.run(lambda conn: claim_due(conn, env.clock(), "w1", 3, 30.0))
+    assert [r.id for r in claimed] == [1, 2, 3]
+    assert [r.lease_owner for r in env.rows()] == ["w1", "w1", "w1", None, None]
+    # The lease holds until it has run out, not at its last instant.
+    env.clock.advance(30)
+    again, _ = await env.writer.run(lambda conn: claim_due(conn, env.clock(), "w2", 10, 30.0))
+    assert [r.id for r in again] == [4, 5]
+
+
+async def test_robot_rows_without_a_webhook_are_skipped_and_say_why(env: Env) -> None:
+    env.style = CardStyle(robot=True)
+    worker = env.worker(robot_webhook="")
+    await env.message(1, "kf:wk:c1")
+    await worker.drain()
+    robot = next(r for r in env.rows() if r.kind == "robot")
+    assert robot.status == "skipped" and "robot_webhook" in (robot.last_error or "")
+    assert env.fake.calls_to("webhook/send") == []

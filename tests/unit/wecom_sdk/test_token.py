@@ -9,8 +9,13 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestServer
 
+from tests.support.waiting import until_async
 from wecom_sdk.client import MemoryTokenCache, RedisTokenCache, TokenManager, WeComClient, token_key
 from wecom_sdk.testing.fake_api import FakeWeCom
+
+
+async def _gone(redis: aioredis.Redis, key: str) -> bool:
+    return not await redis.exists(key)
 
 
 @pytest.fixture
@@ -125,7 +130,9 @@ async def test_redis_lock_released_only_by_owner(
     # An owner whose lock expired and was taken over must not release the new holder's lock.
     short = RedisTokenCache(redis_client, redis_prefix, lock_ttl_s=0.05)
     stale = await short.try_lock("k")
-    await asyncio.sleep(0.1)
+    await until_async(
+        lambda: _gone(redis_client, f"{redis_prefix}k:lock"), "the short lock to expire"
+    )
     fresh = await cache.try_lock("k")
     assert stale is not None and fresh is not None
     assert not await short.unlock("k", stale)
