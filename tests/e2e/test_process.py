@@ -23,6 +23,7 @@ from tests.support.app import (
     TOKEN,
     ServerProcess,
     free_port,
+    post_many,
     sealed_post,
     text_xml,
     write_config,
@@ -38,36 +39,6 @@ def archived_keys(database_url: str) -> set[str]:
             return {row[0] for row in conn.execute(text("SELECT dedupe_key FROM message"))}
     finally:
         engine.dispose()
-
-
-async def post_many(
-    base: str,
-    first_id: int,
-    count: int,
-    concurrency: int = 16,
-    answered: dict[int, int] | None = None,
-) -> dict[int, int]:
-    """POST ``count`` distinct messages; return msg_id -> HTTP status for those that got an answer
-    (filled in as answers arrive, into ``answered`` when given)."""
-    crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
-    answered = {} if answered is None else answered
-    queue = list(range(first_id, first_id + count))
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while queue:
-            msg_id = queue.pop(0)
-            body, query = sealed_post(crypto, text_xml(f"第{msg_id}条消息，我要投诉", msg_id))
-            try:
-                async with session.post(f"{base}/wecom/callback", params=query, data=body) as resp:
-                    await resp.read()
-                    answered[msg_id] = resp.status
-            except (TimeoutError, aiohttp.ClientError):
-                continue  # the server went away mid-request: no answer, WeCom would retry
-
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-    return answered
 
 
 async def until_answered(progress: dict[int, int], count: int, timeout: float = 15.0) -> None:

@@ -12,21 +12,15 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.app import (
-    AES_KEY,
-    CORP_ID,
-    TOKEN,
     ServerProcess,
     free_port,
-    sealed_post,
-    text_xml,
+    post_many,
     write_config,
 )
-from wecom_sdk.crypto import MsgCrypto
 
 pytestmark = pytest.mark.slow
 
@@ -76,28 +70,10 @@ async def worker_pids(
 async def post_each_on_a_new_connection(
     base: str, first_id: int, count: int, concurrency: int = 8
 ) -> dict[int, int | str]:
-    """POST ``count`` distinct messages, each on its own connection (so SO_REUSEPORT spreads
-    them over the workers); msg_id -> HTTP status, or the client error's name."""
-    crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
-    answers: dict[int, int | str] = {}
-    queue = list(range(first_id, first_id + count))
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while queue:
-            msg_id = queue.pop(0)
-            body, query = sealed_post(crypto, text_xml(f"第{msg_id}条消息，我要投诉", msg_id))
-            try:
-                async with session.post(f"{base}/wecom/callback", params=query, data=body) as resp:
-                    await resp.read()
-                    answers[msg_id] = resp.status
-            except (TimeoutError, aiohttp.ClientError) as exc:
-                answers[msg_id] = f"{exc.__class__.__name__}: {exc}"
-
-    connector = aiohttp.TCPConnector(force_close=True)  # a new connection per request
-    timeout = aiohttp.ClientTimeout(total=10)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
-    return answers
+    """Each message on its own connection; msg_id -> HTTP status, or the client error's name."""
+    return await post_many(
+        base, first_id, count, concurrency, new_connections=True, record_errors=True
+    )
 
 
 def posts_counted(base: str) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -11,6 +12,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+import aiohttp
 
 from bot.config import SAMPLE_RULES, Config, load_config
 from rules.loader import load_rules
@@ -155,3 +158,43 @@ def sample_reply(name: str) -> str:
         if rule.name == name and isinstance(rule.reply, TextReplyContent):
             return rule.reply.text
     raise KeyError(name)
+
+
+async def post_many(
+    base: str,
+    first_id: int,
+    count: int,
+    concurrency: int = 16,
+    answered: dict[int, int | str] | None = None,
+    *,
+    new_connections: bool = False,
+    record_errors: bool = False,
+) -> dict[int, int | str]:
+    """POST ``count`` distinct sealed text messages; return msg_id -> HTTP status for those that got
+    an answer (filled in as answers arrive, into ``answered`` when given).
+
+    ``new_connections`` sends each on its own connection (so SO_REUSEPORT spreads them over the
+    workers); ``record_errors`` records a client error's name instead of skipping the message (a
+    server that went away mid-request gives no answer, and WeCom would retry).
+    """
+    crypto = MsgCrypto(TOKEN, AES_KEY, CORP_ID)
+    answered = {} if answered is None else answered
+    queue = list(range(first_id, first_id + count))
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        while queue:
+            msg_id = queue.pop(0)
+            body, query = sealed_post(crypto, text_xml(f"第{msg_id}条消息，我要投诉", msg_id))
+            try:
+                async with session.post(f"{base}/wecom/callback", params=query, data=body) as resp:
+                    await resp.read()
+                    answered[msg_id] = resp.status
+            except (TimeoutError, aiohttp.ClientError) as exc:
+                if record_errors:
+                    answered[msg_id] = f"{exc.__class__.__name__}: {exc}"
+
+    connector = aiohttp.TCPConnector(force_close=new_connections)
+    timeout = aiohttp.ClientTimeout(total=10)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    return answered
