@@ -1,4 +1,4 @@
-"""Alert tables (SQLModel): alerts, their outbox, the audit trail, and per-recipient send history.
+"""Alert tables (SQLModel): alerts, their outbox, and per-recipient send history.
 
 Written in the same transaction as the message that raised them (see ``monitor.alerts.intake``), so an
 acknowledged message always has its alert persisted; ``monitor.alerts.outbox`` delivers from here.
@@ -15,7 +15,6 @@ from sqlmodel import Field
 from monitor.tables import TableModel, UTCDateTime
 
 __all__ = [
-    "AlertAuditRecord",
     "AlertMessageLink",
     "AlertRecord",
     "HeldAlertRecord",
@@ -140,18 +139,3 @@ class HeldAlertRecord(TableModel, table=True):
     held_at: datetime = Field(sa_type=UTCDateTime)
     digest_id: int = Field(index=True)
     """The pending digest outbox row that will list it."""
-
-
-class AlertAuditRecord(TableModel, table=True):
-    """Who did what to an alert, from a card button or the review web."""
-
-    __tablename__ = "alert_audit"
-
-    id: int | None = Field(default=None, primary_key=True)
-    alert_id: str = Field(index=True, max_length=128)
-    user: str
-    action: str
-    source: str
-    at: datetime = Field(sa_type=UTCDateTime)
-    before: str
-    after: str

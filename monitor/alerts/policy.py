@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
@@ -71,6 +71,8 @@ class AlertStatus(StrEnum):
 
     OPEN = "open"
     CLAIMED = "claimed"
+    ESCALATED = "escalated"
+    """A reviewer sent it up (升级) with a comment; still open until resolved or dismissed."""
     RESOLVED = "resolved"
     FALSE_POSITIVE = "false_positive"
 
@@ -162,10 +164,13 @@ class AuditEntry:
 
     alert_id: str
     user: str
-    action: ClickAction
+    action: str
+    """A :class:`ClickAction` value, or a review-web action (``assign``, ``escalate``, ...)."""
     at: datetime
     before: AlertStatus
     after: AlertStatus
+    #: More to keep: the reviewer's comment, the assignee.
+    detail: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +217,8 @@ def state_text(alert: OpenAlert) -> str:
         return f"已由 {_short(alert.closed_by)} 处理"
     if alert.status is AlertStatus.FALSE_POSITIVE:
         return f"{_short(alert.closed_by)} 标记为误报"
+    if alert.status is AlertStatus.ESCALATED:
+        return "已升级处理"
     return "待处理"
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, insert, select, text, update
 
 from monitor.alerts.models import (
-    AlertAuditRecord,
     AlertMessageLink,
     AlertRecord,
     OutboxKind,
@@ -24,6 +23,7 @@ from monitor.alerts.models import (
     OutboxStatus,
 )
 from monitor.alerts.policy import AlertKind, AlertStatus, AuditEntry, OpenAlert
+from monitor.archive.audit import AuditEvent, record_audit_event
 from monitor.archive.models import HitRecord, MessageRecord
 from rules.models import Hit, Severity
 
@@ -51,7 +51,6 @@ __all__ = [
 ALERTS: Table = AlertRecord.__table__
 OUTBOX: Table = OutboxRecord.__table__
 _LINKS: Table = AlertMessageLink.__table__
-_AUDIT: Table = AlertAuditRecord.__table__
 _HITS: Table = HitRecord.__table__
 _MESSAGES: Table = MessageRecord.__table__
 
@@ -252,18 +251,19 @@ def enqueue(
     return int(result.scalar_one())
 
 
-def record_audit(conn: Connection, entry: AuditEntry, *, source: str) -> None:
-    """Append one reviewer/manager action to the audit trail."""
-    conn.execute(
-        insert(_AUDIT).values(
-            alert_id=entry.alert_id,
-            user=entry.user,
-            action=entry.action.value,
-            source=source,
+def record_audit(conn: Connection, entry: AuditEntry, *, source: str, address: str = "") -> None:
+    """Append one reviewer/manager action on an alert to the audit trail."""
+    record_audit_event(
+        conn,
+        AuditEvent(
             at=entry.at,
-            before=entry.before.value,
-            after=entry.after.value,
-        )
+            actor=entry.user,
+            source=source,
+            action=str(entry.action),
+            target=entry.alert_id,
+            detail={"before": entry.before.value, "after": entry.after.value, **entry.detail},
+            address=address,
+        ),
     )
 
 

@@ -26,12 +26,14 @@ from sqlalchemy import Connection, Engine, MetaData, inspect, text
 from sqlmodel import SQLModel
 
 from monitor.alerts import models as _alert_models  # noqa: F401  (registers the alert tables)
+from monitor.archive import audit as _audit  # noqa: F401  (the audit_event table, likewise)
 from monitor.archive import kf_models as _kf_models  # noqa: F401  (the kf tables, likewise)
 from monitor.archive import models as _models  # noqa: F401  (the message and hit tables)
 from monitor.archive import sandbox_log as _sandbox_log  # noqa: F401  (the sandbox_call table)
 from monitor.archive.writer import SQLITE_BEGIN_OPTION
 from monitor.errors import SchemaMismatch
 from monitor.log import storage_log
+from monitor.review import models as _review_models  # noqa: F401  (accounts, sessions, notes)
 
 if TYPE_CHECKING:
     from alembic.config import Config

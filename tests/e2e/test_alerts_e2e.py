@@ -6,6 +6,7 @@ Redis."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -26,9 +27,10 @@ from bot.inbound.chat_message import ChatMessage
 from bot.web.app import create_app
 from bot.web.keys import CONFIG, PIPELINE, WRITER
 from bot.web.preflight import config_notes
-from monitor.alerts.models import AlertAuditRecord, AlertRecord, OutboxRecord
+from monitor.alerts.models import AlertRecord, OutboxRecord
 from monitor.alerts.policy import AlertKind
 from monitor.archive import make_engine
+from monitor.archive.audit import AuditEventRecord
 from rules.models import Audience, Severity
 from tests.support.app import (
     AES_KEY,
@@ -290,10 +292,13 @@ async def test_button_click_updates_the_card_for_every_recipient(
 
     def audit() -> list[Any]:
         with engine.connect() as conn:
-            return list(conn.execute(select(AlertAuditRecord).order_by(AlertAuditRecord.id)))  # type: ignore[arg-type]
+            return list(conn.execute(select(AuditEventRecord).order_by(AuditEventRecord.id)))  # type: ignore[arg-type]
 
     trail = await asyncio.to_thread(audit)
-    assert [(a.user, a.action, a.before, a.after) for a in trail] == [
+    assert [
+        (a.actor, a.action, json.loads(a.detail)["before"], json.loads(a.detail)["after"])
+        for a in trail
+    ] == [
         ("mgr2", "claim", "open", "claimed"),
         ("mgr1", "resolve", "claimed", "resolved"),
     ]

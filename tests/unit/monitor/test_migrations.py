@@ -12,6 +12,7 @@ rows into every table; ``tests/data/make_schema_e3df39a.py`` made them (its docs
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -30,7 +31,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, func, inspect, select, text
+from sqlalchemy import Engine, MetaData, func, inspect, select, text
 
 from monitor.archive import (
     Archive,
@@ -58,7 +59,7 @@ OLD_ROWS = {
     "outbox": 2,
     "recipient_send": 1,
     "held_alert": 1,
-    "alert_audit": 1,
+    "alert_audit": 1,  # moved to audit_event by revision 0002
     "kf_cursor": 1,
     "kf_customer": 1,
     "kf_reply": 2,
@@ -123,16 +124,40 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 def snapshot(engine: Engine, *, skip: str = "") -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of every table (but ``skip``), in primary-key order, as the models read them."""
+    """Every row of every table the database has (but ``skip``), in primary-key order."""
+    tables = MetaData()
     with engine.connect() as conn:
+        tables.reflect(conn)
         return {
             table.name: [
                 tuple(row)
                 for row in conn.execute(select(table).order_by(*table.primary_key.columns))
             ]
-            for table in METADATA.sorted_tables
-            if table.name != skip
+            for table in tables.sorted_tables
+            if table.name not in {skip, "alembic_version"}
         }
+
+
+def adopted(
+    before: dict[str, list[tuple[Any, ...]]], *, skip: str = ""
+) -> dict[str, list[tuple[Any, ...]]]:
+    """What an old database's rows look like at head: the same, but ``alert_audit``'s rows moved
+    to ``audit_event`` (0002), and the tables the old database lacked there, empty."""
+    after = {name: rows for name, rows in before.items() if name != "alert_audit"}
+    after["audit_event"] = [
+        (index, at, user, source, action, alert_id, _detail(old_before, old_after), "")
+        for index, (_id, alert_id, user, action, source, at, old_before, old_after) in enumerate(
+            before.get("alert_audit", []), start=1
+        )
+    ]
+    for name in METADATA.tables:
+        after.setdefault(name, [])
+    after.pop(skip, None)
+    return after
+
+
+def _detail(before: str, after: str) -> str:
+    return json.dumps({"after": after, "before": before})
 
 
 def revision_of(engine: Engine) -> str | None:
@@ -190,7 +215,7 @@ def test_upgrading_an_empty_database_gives_the_models_schema(
     engine: Engine, database_url: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     create_schema(engine)
-    assert revision_of(engine) == head_revision() == "0001"
+    assert revision_of(engine) == head_revision()
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
     # The same tables, columns, keys and indexes as create_all makes from the models.
@@ -251,9 +276,10 @@ def test_downgrade_to_base_and_upgrade_again(engine: Engine, database_url: str) 
 
 def test_second_upgrade_reports_the_head_and_changes_nothing(engine: Engine) -> None:
     first = upgrade_schema(engine)
-    assert (first.before, first.made_before_migrations, first.after) == (None, False, "0001")
+    head = head_revision()
+    assert (first.before, first.made_before_migrations, first.after) == (None, False, head)
     second = upgrade_schema(engine)
-    assert (second.before, second.made_before_migrations, second.after) == ("0001", False, "0001")
+    assert (second.before, second.made_before_migrations, second.after) == (head, False, head)
 
 
 def test_a_table_dropped_at_head_is_created_again(engine: Engine) -> None:
@@ -262,7 +288,7 @@ def test_a_table_dropped_at_head_is_created_again(engine: Engine) -> None:
         conn.execute(text("DROP TABLE sandbox_call"))
     create_schema(engine)
     assert "sandbox_call" in inspect(engine).get_table_names()
-    assert revision_of(engine) == "0001"
+    assert revision_of(engine) == head_revision()
 
 
 # -- a database made before migrations ------------------------------------------------------------
@@ -275,20 +301,31 @@ def test_old_database_is_adopted_with_every_row(old_url: str) -> None:
         before = snapshot(eng)
         assert {name: len(rows) for name, rows in before.items()} == OLD_ROWS
         upgrade = upgrade_schema(eng)
+        head = head_revision()
         assert (upgrade.before, upgrade.made_before_migrations, upgrade.after) == (
             None,
             True,
-            "0001",
+            head,
         )
-        assert revision_of(eng) == "0001"
-        assert snapshot(eng) == before  # nothing recreated, nothing lost
+        assert revision_of(eng) == head
+        after = snapshot(eng)
+        assert after == adopted(before)  # nothing recreated, nothing lost
+        assert len(after["audit_event"]) == OLD_ROWS["alert_audit"]
         with eng.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
         again = upgrade_schema(eng)
-        assert (again.before, again.made_before_migrations) == ("0001", False)
-        assert snapshot(eng) == before
+        assert (again.before, again.made_before_migrations) == (head, False)
+        assert snapshot(eng) == after
     finally:
         eng.dispose()
+
+
+def adopted_counts() -> dict[str, int]:
+    """Rows per table once an old database is at head (:func:`adopted`)."""
+    counts = dict.fromkeys(METADATA.tables, 0)
+    counts.update({name: n for name, n in OLD_ROWS.items() if name != "alert_audit"})
+    counts["audit_event"] = OLD_ROWS["alert_audit"]
+    return counts
 
 
 NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
@@ -349,17 +386,25 @@ NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
     ("recipient_send", {"recipient": "manager1", "sent_at": T1, "outbox_id": 1}),
     ("held_alert", {"recipient": "m", "alert_id": "al-0003", "held_at": T1, "digest_id": 2}),
     (
-        "alert_audit",
+        "audit_event",
+        {"at": T1, "actor": "m", "source": "web", "action": "claim", "target": "al-0003"},
+    ),
+    (
+        "reviewer",
+        {"username": "li.na", "role": "reviewer", "password_hash": "$argon2id$x", "created_at": T1},
+    ),
+    (
+        "review_session",
         {
-            "alert_id": "al-0003",
-            "user": "m",
-            "action": "claim",
-            "source": "web",
-            "at": T1,
-            "before": "open",
-            "after": "claimed",
+            "token_hash": "ab" * 32,
+            "username": "li.na",
+            "csrf_token": "c",
+            "created_at": T1,
+            "last_seen_at": T1,
         },
     ),
+    ("login_failure", {"key": "user:li.na", "at": T1}),
+    ("case_note", {"alert_id": "al-0003", "author": "li.na", "at": T1, "body": "已联系客户"}),
     ("kf_cursor", {"open_kfid": "wkKF2", "updated_at": T1}),
     ("kf_customer", {"open_kfid": "wkKF2", "external_userid": "wmX", "updated_at": T1}),
     (
@@ -399,16 +444,15 @@ async def test_old_database_takes_new_writes_after_the_upgrade(old_url: str) -> 
             for name, values in NEW_ROWS:
                 table = METADATA.tables[name]
                 conn.execute(table.insert().values(values))  # the models' defaults fill the rest
-        counts = {name: n + 1 for name, n in OLD_ROWS.items()}
+        counts = {name: n + 1 for name, n in adopted_counts().items()}
         with eng.connect() as conn:
-            for name in OLD_ROWS:
+            for name, count in counts.items():
                 table = METADATA.tables[name]
                 assert (
-                    conn.execute(select(func.count()).select_from(table)).scalar_one()
-                    == (counts[name])
+                    conn.execute(select(func.count()).select_from(table)).scalar_one() == count
                 ), name
                 if "id" in table.c:  # new ids follow the old rows' (PostgreSQL: the sequences)
-                    assert conn.execute(select(func.max(table.c.id))).scalar_one() == counts[name]
+                    assert conn.execute(select(func.max(table.c.id))).scalar_one() == count
         # The archive itself: a new message with its hit, and WeCom retrying an old one.
         async with GroupCommitWriter(eng) as writer:
             archive = Archive(writer, clock=lambda: T1)
@@ -447,8 +491,8 @@ def test_old_database_lacking_a_table_gets_it(old_url: str) -> None:
             conn.execute(text("DROP TABLE sandbox_call"))
         before = snapshot(eng, skip="sandbox_call")
         create_schema(eng)
-        assert revision_of(eng) == "0001"
-        assert snapshot(eng, skip="sandbox_call") == before
+        assert revision_of(eng) == head_revision()
+        assert snapshot(eng, skip="sandbox_call") == adopted(before, skip="sandbox_call")
         with eng.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM sandbox_call")).scalar_one() == 0
             assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
@@ -493,9 +537,10 @@ def test_workers_upgrading_at_once_do_not_race(database_url: str, made_by: str) 
         assert errors == []
         with engines[0].connect() as conn:
             versions = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-        assert versions == [("0001",)]
+        assert versions == [(head_revision(),)]
         counts = {name: len(rows) for name, rows in snapshot(engines[0]).items()}
-        assert counts == (OLD_ROWS if made_by == "e3df39a" else dict.fromkeys(OLD_ROWS, 0))
+        expected = adopted_counts()
+        assert counts == (expected if made_by == "e3df39a" else dict.fromkeys(expected, 0))
     finally:
         for eng in engines:
             eng.dispose()
@@ -509,7 +554,7 @@ def test_newer_database_is_refused(engine: Engine) -> None:
     with engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
     with pytest.raises(
-        SchemaMismatch, match=r"revision 9999, which this version .* newest is 0001"
+        SchemaMismatch, match=rf"revision 9999, which this version .* newest is {head_revision()}"
     ):
         create_schema(engine)
     assert revision_of(engine) == "9999"
@@ -539,13 +584,13 @@ def test_upgrades_an_empty_database_then_finds_it_at_head(
     assert (first.returncode, first.stderr) == (0, "")
     assert first.stdout.splitlines() == [
         "database was at revision none (empty database)",
-        "database at revision 0001 (head)",
+        f"database at revision {head_revision()} (head)",
     ]
     second = db_upgrade(config)
     assert (second.returncode, second.stderr) == (0, "")
     assert second.stdout.splitlines() == [
-        "database was at revision 0001",
-        "database at revision 0001 (head)",
+        f"database was at revision {head_revision()}",
+        f"database at revision {head_revision()} (head)",
     ]
 
 
@@ -557,14 +602,14 @@ def test_upgrades_a_database_made_before_migrations_keeping_its_rows(
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout.splitlines() == [
         "database was at revision none (tables made before migrations, kept with their rows)",
-        "database at revision 0001 (head)",
+        f"database at revision {head_revision()} (head)",
     ]
     engine = make_engine(database_url)
     try:
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM message")).scalar_one() == 3
             assert conn.execute(text("SELECT version_num FROM alembic_version")).all() == [
-                ("0001",)
+                (head_revision(),)
             ]
     finally:
         engine.dispose()
