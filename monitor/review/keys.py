@@ -1,0 +1,33 @@
+"""Typed state of the review sub-app and the per-request values its middlewares set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from monitor.review.services import ReviewServices
+
+__all__ = ["CSRF_TOKEN", "REVIEWER", "REVIEW_SERVICES", "Reviewer"]
+
+REVIEW_SERVICES = web.AppKey("review_services", ReviewServices)
+"""Set on the parent (bot) app; handlers read it with ``request.config_dict[REVIEW_SERVICES]``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewer:
+    """The logged-in account of a request."""
+
+    username: str
+    role: str
+    """``monitor.review.models.Role``: ``reviewer`` or ``admin``."""
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+REVIEWER = "sentinel.reviewer"
+"""Request key: the :class:`Reviewer` of an authenticated request (set by the auth middleware)."""
+CSRF_TOKEN = "sentinel.csrf_token"
+"""Request key: the session's CSRF token, which every form posts back as ``csrf_token``."""

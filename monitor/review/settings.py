@@ -1,0 +1,33 @@
+"""The review web's settings, as ``bot`` hands them over (``monitor`` never imports ``bot``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["ReviewSettings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewSettings:
+    """``[review]`` and what else the review web needs from the configuration."""
+
+    path: str = "/review"
+    """Where the sub-app is mounted; login at ``<path>/login``."""
+    idle_timeout_s: int = 1800
+    """A session unused this long is over (the reviewer logs in again)."""
+    session_max_age_s: int = 12 * 3600
+    """A session is over this long after login, used or not."""
+    secure_cookie: str = "auto"
+    """``auto``: the session cookie is ``Secure`` when the request came over TLS (directly or as
+    ``X-Forwarded-Proto: https`` from a proxy); ``always``; ``never`` (plain-http test setups)."""
+    lockout_failures: int = 5
+    """Failed logins (per account, and per client address) that lock logins out..."""
+    lockout_window_s: int = 900
+    """...when they fall within this many seconds; the lock lifts as they age out."""
+    context_messages: int = 5
+    """Messages shown before and after each hit on a conversation page (more on demand)."""
+    page_size: int = 50
+    """Cases per queue page."""
+    escalate_to: tuple[str, ...] = ()
+    """WeCom userids a reviewer's 升级 sends the case to (``[alerts].escalate_to``, else the
+    managers)."""
