@@ -193,8 +193,12 @@ def build_escalation_card(
     review_url: str,
     task_id: str,
     wording: AlertWording | None = None,
+    reason: str = "",
 ) -> dict[str, Any]:
-    """The card for ``[alerts].escalate_to``: says the alert waited and was escalated."""
+    """The card for ``[alerts].escalate_to``: says the alert waited and was escalated.
+
+    ``reason`` replaces the description for an escalation a reviewer made (who and why).
+    """
     minutes = max(1, waited_s // 60)
     return build_alert_card(
         alert,
@@ -203,7 +207,7 @@ def build_escalation_card(
         task_id=task_id,
         wording=wording,
         title_prefix="【升级】",
-        desc=f"超过 {minutes} 分钟无人认领，已升级",
+        desc=reason or f"超过 {minutes} 分钟无人认领，已升级",
     )
 
 

@@ -35,7 +35,14 @@ from monitor.alerts.policy import (
     update_recipients,
 )
 
-__all__ = ["AlertIntake", "CardClick", "CardStyle", "ClickOutcome", "queue_card"]
+__all__ = [
+    "AlertIntake",
+    "CardClick",
+    "CardStyle",
+    "ClickOutcome",
+    "queue_card",
+    "queue_card_updates",
+]
 
 log = logging.getLogger("sentinel.alerts")
 
@@ -64,8 +71,13 @@ def queue_card(
     style: CardStyle,
     now: datetime,
     escalation_waited_s: int | None = None,
+    escalation_reason: str = "",
 ) -> int:
-    """Render one card for ``recipients`` and queue it; bumps the alert's card counter."""
+    """Render one card for ``recipients`` and queue it; bumps the alert's card counter.
+
+    With ``escalation_waited_s`` it is an escalation card; ``escalation_reason`` then says who
+    escalated it and why (a reviewer's 升级) instead of how long it waited.
+    """
     task_id = make_task_id(alert.alert_id, row_cards_sent + 1)
     url = style.review_url(alert.conversation_id)
     if escalation_waited_s is None:
@@ -81,6 +93,7 @@ def queue_card(
             review_url=url,
             task_id=task_id,
             wording=style.wording,
+            reason=escalation_reason,
         )
         kind = OutboxKind.ESCALATION
     store.set_cards_sent(conn, alert.alert_id, row_cards_sent + 1)
@@ -210,53 +223,86 @@ class CardClick:
         if isinstance(result, ClickRejected):
             # Still bring the clicker's stale card up to date when we know the current state.
             if result.replace_name and self.response_code:
-                self._queue_update((self.user,), self.response_code, result.replace_name, now, conn)
+                _queue_update(
+                    conn,
+                    self.alert_id or None,
+                    userids=(self.user,),
+                    code=self.response_code,
+                    replace_name=result.replace_name,
+                    now=now,
+                )
             self.outcomes.append(ClickOutcome(False, result.replace_name, result.reason))
             return
         store.update_alert(conn, result.alert)
         store.record_audit(conn, result.audit, source="card")
         store.link_message(conn, alert.alert_id, message_id)
-        self._update_cards(conn, result.alert, result.replace_name, now)
+        clicked = (self.task_id, self.response_code, self.user) if self.response_code else None
+        queue_card_updates(conn, result.alert, result.replace_name, now, clicked=clicked)
         self.outcomes.append(ClickOutcome(True, result.replace_name))
 
-    def _update_cards(
-        self, conn: Connection, alert: OpenAlert, replace_name: str, now: datetime
-    ) -> None:
-        # One update per sent card: the click's fresh code for the clicked card, each other
-        # card's own send-time code (single use) for the rest. Those whose code is spent keep
-        # their old button text until someone clicks them (their click brings a new code).
-        clicked_found = False
-        for card in store.sent_cards(conn, alert.alert_id):
-            if card.task_id == self.task_id and self.response_code:
-                clicked_found = True
-                code = self.response_code
-            elif card.response_code:
-                code = card.response_code
-                conn.execute(
-                    update(store.OUTBOX)
-                    .where(store.OUTBOX.c.id == card.outbox_id)
-                    .values(response_code_used=True)
-                )
-            else:
-                continue
-            users = card.delivered_to or update_recipients(alert, ())
-            self._queue_update(users, code, replace_name, now, conn)
-        if not clicked_found and self.response_code:
-            self._queue_update((self.user,), self.response_code, replace_name, now, conn)
 
-    def _queue_update(
-        self,
-        userids: tuple[str, ...],
-        code: str,
-        replace_name: str,
-        now: datetime,
-        conn: Connection,
-    ) -> None:
-        store.enqueue(
+def queue_card_updates(
+    conn: Connection,
+    alert: OpenAlert,
+    replace_name: str,
+    now: datetime,
+    *,
+    clicked: tuple[str, str, str] | None = None,
+) -> int:
+    """Queue ``update_template_card`` for every card of ``alert``: its buttons become ``replace_name``.
+
+    One update per sent card: ``clicked`` (task id, the click's fresh response code, the clicker)
+    covers the clicked card, each other card uses its own send-time code (single use). Cards whose
+    code is spent keep their old text until someone clicks them (the click brings a new code).
+    Returns how many updates were queued.
+    """
+    queued = 0
+    clicked_found = False
+    for card in store.sent_cards(conn, alert.alert_id):
+        if clicked is not None and card.task_id == clicked[0]:
+            clicked_found = True
+            code = clicked[1]
+        elif card.response_code:
+            code = card.response_code
+            conn.execute(
+                update(store.OUTBOX)
+                .where(store.OUTBOX.c.id == card.outbox_id)
+                .values(response_code_used=True)
+            )
+        else:
+            continue
+        users = card.delivered_to or update_recipients(alert, ())
+        _queue_update(
+            conn, alert.alert_id, userids=users, code=code, replace_name=replace_name, now=now
+        )
+        queued += 1
+    if clicked is not None and not clicked_found:
+        _queue_update(
             conn,
-            kind=OutboxKind.CARD_UPDATE,
-            alert_id=self.alert_id or None,
-            recipients=userids,
-            payload={"userids": list(userids), "response_code": code, "replace_name": replace_name},
+            alert.alert_id,
+            userids=(clicked[2],),
+            code=clicked[1],
+            replace_name=replace_name,
             now=now,
         )
+        queued += 1
+    return queued
+
+
+def _queue_update(
+    conn: Connection,
+    alert_id: str | None,
+    *,
+    userids: tuple[str, ...],
+    code: str,
+    replace_name: str,
+    now: datetime,
+) -> None:
+    store.enqueue(
+        conn,
+        kind=OutboxKind.CARD_UPDATE,
+        alert_id=alert_id,
+        recipients=userids,
+        payload={"userids": list(userids), "response_code": code, "replace_name": replace_name},
+        now=now,
+    )

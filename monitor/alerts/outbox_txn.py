@@ -26,8 +26,7 @@ from monitor.alerts.models import (
     OutboxStatus,
     RecipientSendRecord,
 )
-from monitor.alerts.policy import AlertKind, AlertPolicy, AlertStatus, AlertSubject
-from rules.models import Audience
+from monitor.alerts.policy import AlertPolicy, AlertStatus
 
 __all__ = [
     "ROBOT_RECIPIENT",
@@ -259,20 +258,8 @@ def escalate_due(
     done = 0
     for esc in policy.due_escalations([store.alert_from_row(r) for r in rows], now):
         row = by_id[esc.alert.alert_id]
-        text, hits = store.message_hits(conn, row.latest_message_id)
         alert = esc.alert
-        subject = AlertSubject(
-            conversation_id=alert.conversation_id,
-            customer_id=alert.customer_id,
-            customer_name=alert.customer_name,
-            staff_userid=alert.staff_userid,
-            author=Audience.STAFF
-            if alert.kind is AlertKind.STAFF_MISCONDUCT
-            else Audience.CUSTOMER,
-            text=text or alert.latest_text,
-            hits=hits,
-            at=alert.last_at,
-        )
+        subject = store.stored_subject(conn, row, alert)
         store.update_alert(conn, alert)
         queue_card(
             conn,

@@ -22,10 +22,10 @@ from monitor.alerts.models import (
     OutboxRecord,
     OutboxStatus,
 )
-from monitor.alerts.policy import AlertKind, AlertStatus, AuditEntry, OpenAlert
+from monitor.alerts.policy import AlertKind, AlertStatus, AlertSubject, AuditEntry, OpenAlert
 from monitor.archive.audit import AuditEvent, record_audit_event
 from monitor.archive.models import HitRecord, MessageRecord
-from rules.models import Hit, Severity
+from rules.models import Audience, Hit, Severity
 
 __all__ = [
     "ALERTS",
@@ -44,6 +44,7 @@ __all__ = [
     "record_audit",
     "sent_cards",
     "set_cards_sent",
+    "stored_subject",
     "update_alert",
     "update_joined",
 ]
@@ -304,6 +305,21 @@ def sent_cards(conn: Connection, alert_id: str) -> list[SentCard]:
         )
         for r in rows
     ]
+
+
+def stored_subject(conn: Connection, row: Any, alert: OpenAlert) -> AlertSubject:
+    """The alert's latest message as a card shows it, rebuilt from the archive (escalations)."""
+    text, hits = message_hits(conn, row.latest_message_id)
+    return AlertSubject(
+        conversation_id=alert.conversation_id,
+        customer_id=alert.customer_id,
+        customer_name=alert.customer_name,
+        staff_userid=alert.staff_userid,
+        author=Audience.STAFF if alert.kind is AlertKind.STAFF_MISCONDUCT else Audience.CUSTOMER,
+        text=text or alert.latest_text,
+        hits=hits,
+        at=alert.last_at,
+    )
 
 
 def message_hits(conn: Connection, message_id: int | None) -> tuple[str, tuple[Hit, ...]]:

@@ -1,0 +1,159 @@
+"""The admin page of the audit trail: who did what, when, from where; newest first, filtered."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import ColumnElement, Connection, and_, func, select, true
+
+from monitor.archive.audit import AUDIT
+from monitor.review.case_view import ACTION_LABELS
+from monitor.review.keys import REVIEW_SERVICES, REVIEWER, Reviewer
+
+__all__ = ["AuditFilter", "AuditPage", "AuditRow", "add_audit_log_routes", "load_audit"]
+
+_PAGE = 100
+_MORE_LABELS = {
+    "login": "登录",
+    "login_failed": "登录失败",
+    "login_locked": "登录被锁定",
+    "logout": "退出登录",
+    "user_add": "新建账号",
+    "user_disable": "停用账号",
+    "anchor": "发布链头",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    actor: str = ""
+    action: str = ""
+    target: str = ""
+    since: date | None = None
+    until: date | None = None
+    page: int = 1
+
+    @classmethod
+    def from_query(cls, query: Any) -> AuditFilter:
+        def text(name: str) -> str:
+            return str(query.get(name, "")).strip()[:200]
+
+        def day(name: str) -> date | None:
+            try:
+                return date.fromisoformat(text(name)) if text(name) else None
+            except ValueError:
+                return None
+
+        try:
+            page = max(1, int(text("page") or 1))
+        except ValueError:
+            page = 1
+        return cls(text("actor"), text("action"), text("target"), day("since"), day("until"), page)
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        values = {
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+            "page": str(self.page),
+        }
+        values.update({key: str(value) for key, value in changes.items()})
+        return {key: value for key, value in values.items() if value and value != "1"}
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: datetime
+    actor: str
+    source: str
+    action: str
+    target: str
+    detail: str
+    address: str
+
+    @property
+    def action_label(self) -> str:
+        return ACTION_LABELS.get(self.action) or _MORE_LABELS.get(self.action, self.action)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditPage:
+    rows: list[AuditRow]
+    total: int
+    page: int
+    pages: int
+
+
+def load_audit(conn: Connection, wanted: AuditFilter, *, page_size: int = _PAGE) -> AuditPage:
+    """One page of audit rows matching ``wanted``, newest first."""
+    where = _conditions(wanted)
+    total = int(conn.execute(select(func.count()).select_from(AUDIT).where(where)).scalar_one())
+    pages = max(1, math.ceil(total / page_size))
+    page = min(wanted.page, pages)
+    rows = conn.execute(
+        select(AUDIT)
+        .where(where)
+        .order_by(AUDIT.c.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return AuditPage([_row(r) for r in rows], total, page, pages)
+
+
+def _conditions(wanted: AuditFilter) -> ColumnElement[bool]:
+    parts: list[ColumnElement[bool]] = []
+    if wanted.actor:
+        parts.append(AUDIT.c.actor == wanted.actor)
+    if wanted.action:
+        parts.append(AUDIT.c.action == wanted.action)
+    if wanted.target:
+        parts.append(AUDIT.c.target == wanted.target)
+    if wanted.since:
+        parts.append(AUDIT.c.at >= datetime.combine(wanted.since, time(), UTC))
+    if wanted.until:
+        parts.append(AUDIT.c.at < datetime.combine(wanted.until, time(), UTC) + timedelta(days=1))
+    return and_(true(), *parts)
+
+
+def _row(r: Any) -> AuditRow:
+    try:
+        detail = json.loads(r.detail or "{}")
+        shown = "；".join(f"{key}: {value}" for key, value in sorted(detail.items()))
+    except ValueError:
+        shown = r.detail
+    return AuditRow(r.id, r.at, r.actor, r.source, r.action, r.target, shown, r.address)
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    """``GET /review/admin/audit``: admins only."""
+    reviewer: Reviewer = request[REVIEWER]
+    if not reviewer.is_admin:
+        raise web.HTTPForbidden(text="仅管理员可以查看审计日志")
+    services = request.config_dict[REVIEW_SERVICES]
+    wanted = AuditFilter.from_query(request.query)
+
+    def read() -> AuditPage:
+        with services.engine.connect() as conn:
+            return load_audit(conn, wanted)
+
+    page = await asyncio.to_thread(read)
+    return aiohttp_jinja2.render_template(
+        "audit.html",
+        request,
+        {"page": page, "wanted": wanted, "base": services.settings.path},
+    )
+
+
+def add_audit_log_routes(app: web.Application) -> None:
+    """Register ``GET /admin/audit`` on the review sub-app."""
+    app.router.add_get("/admin/audit", audit_page)
