@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench services clean mutation
+.PHONY: venv run test lint bench services browser clean mutation
 
 # Packages pyproject.toml names (dependencies + the dev extra); pip installs theirs too.
 DECLARED = $(shell $(PYTHON) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(len(p['dependencies']) + len(p['optional-dependencies']['dev']))" 2>/dev/null)
@@ -53,12 +53,30 @@ run: venv
 services: venv
 	$(BIN)/python tests/support/services.py
 
+# The review web's browser test drives Debian's chromium through Playwright (Playwright's own
+# browser download is not used). Installed here when missing and we may (root + apt-get); else the
+# browser test is skipped, and says so.
+CHROMIUM ?= /usr/bin/chromium
+browser: venv
+	@if [ -x "$(CHROMIUM)" ]; then \
+	  echo "==> browser test: $$($(CHROMIUM) --version 2>/dev/null)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing Debian's chromium for the browser test (apt-get, about a minute) ..."; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium > $(VENV)/apt.log 2>&1 || \
+	    { apt-get update -q >> $(VENV)/apt.log 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >> $(VENV)/apt.log 2>&1; }; } && \
+	  echo "==> browser test: $$($(CHROMIUM) --version 2>/dev/null)" || \
+	  echo "==> chromium could not be installed (see $(VENV)/apt.log): the browser test will be skipped"; \
+	else \
+	  echo "==> no chromium and no root apt-get: the browser test will be skipped (apt-get install chromium)"; \
+	fi
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: venv services lint
+test: venv services browser lint
 	$(BIN)/pytest -q -n auto
 
 # Mutation testing (mutmut; settings in pyproject.toml [tool.mutmut]), one run per module group, each

@@ -38,7 +38,13 @@ __all__ = [
 SANDBOX_TITLE = "发送沙箱（未配置 WeCom Secret，消息未真正发出）"
 _PAGE_CALLS = 50
 _PAGE_ALERTS = 20
-_STATES = {"open": "待处理", "claimed": "已认领", "resolved": "已处理", "false_positive": "误报"}
+_STATES = {
+    "open": "待处理",
+    "claimed": "已认领",
+    "escalated": "已升级",
+    "resolved": "已处理",
+    "false_positive": "误报",
+}
 _JSON_LIMIT_MAX = 500
 _CARD_TYPES = {
     "text_notice": "文本通知型",
