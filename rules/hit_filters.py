@@ -5,8 +5,17 @@ Each takes normalised coordinates (``a``, ``b`` = the hit's slice of ``Normalize
 - ``crosses_token``: the hit cuts across a jieba token (小费 in 减小/费用, 消协 in 取消/协议). A
   token that *contains* the whole hit (垃圾 in 垃圾桶) does not cut across it; allow-lists handle
   that case, so a real risk word inside a longer token (投诉 in 投诉电话) still counts.
+- ``crosses_clause``: clause punctuation (，。！？；：…, and ``.`` before a space) between two
+  characters of the hit: the end of one clause and the start of the next never make a word
+  (放假，货 is no 假货). Other punctuation (、 - . * ~) stays a separator evasions insert.
 - ``ascii_edges_ok``: an ASCII word never matches inside a longer ASCII word or number (vx in
-  VXLAN, 12315 in 123156). A removed separator between the hit and its neighbour is a boundary.
+  VXLAN, 12315 in 123156), nor glued to a number (a letter next to a digit is a model number:
+  XB250, QV8, SB-300). A removed separator between the hit and its neighbour is a boundary.
+- ``tight_ok``: generated spellings (pinyin, homophones, initials) are written as one run: no
+  removed character inside, no collapsed repeat, only whitespace between pinyin units.
+- ``initials_ok``: an initials hit is a standalone Latin token, not a file type or URL part.
+- ``replaced_in_word``: a homophone's replaced character belongs to a longer dictionary word
+  (威信很高, 红宝石): an ordinary word, not an evasion.
 - ``occurrences`` / ``inside_any``: allow-list phrases suppress only the hits inside them.
 """
 
@@ -18,24 +27,28 @@ from collections.abc import Sequence
 from functools import cache
 from typing import Any
 
-from rules.normalize import Normalized
+from rules.normalize import CLAUSE_SEPARATORS, Normalized
 
 __all__ = [
     "CLAUSE_BREAKS",
     "ascii_edges_ok",
     "clause_bounds",
     "clause_span",
+    "crosses_clause",
     "crosses_token",
+    "initials_ok",
     "inside_any",
     "occurrences",
-    "pinyin_edges_ok",
+    "replaced_in_word",
+    "segmenter",
     "span_bounds",
+    "tight_ok",
     "token_bounds",
 ]
 
 
 @cache
-def _segmenter() -> Any:
+def segmenter() -> Any:
     """The jieba-rs tokenizer (``rjieba``) with jieba's default dictionary, loaded once.
 
     jieba-rs is jieba's algorithm and dictionary compiled: without HMM it cuts exactly as
@@ -103,7 +116,7 @@ def clause_bounds(norm: Normalized, source: str, a: int, b: int) -> frozenset[in
 
 def span_bounds(text: str, lo: int, hi: int) -> frozenset[int]:
     """Token boundaries of ``text[lo:hi]`` segmented alone, in ``text`` coordinates."""
-    tokens = _segmenter().tokenize(text[lo:hi], "default", False)
+    tokens = segmenter().tokenize(text[lo:hi], "default", False)
     return frozenset([lo, *(lo + end for _, _, end in tokens)])
 
 
@@ -120,31 +133,116 @@ def crosses_token(bounds: frozenset[int], a: int, b: int) -> bool:
     return any(a < x < b for x in bounds)
 
 
-def _alnum_kind(ch: str) -> str:
-    if ch.isascii() and ch.isalpha():
-        return "alpha"
-    if ch.isascii() and ch.isdigit():
-        return "digit"
-    return ""
+#: Clause punctuation: between two characters of a hit it ends one clause and starts the next.
+CLAUSE_ENDS = CLAUSE_SEPARATORS + "\n\r"
+# ``.`` ends a clause before whitespace or at the end; inside 套.现 or a.b it is a separator.
+_CLAUSE_END = re.compile("[" + re.escape(CLAUSE_ENDS) + "]|\\.(?=\\s|$)")
 
 
-def ascii_edges_ok(norm: Normalized, a: int, b: int) -> bool:
-    """False when an ASCII edge of the hit continues an ASCII word or number (vx in vxlan).
+def crosses_clause(norm: Normalized, source: str, a: int, b: int) -> bool:
+    """Whether clause punctuation lies between two kept characters of the hit ``[a, b)``."""
+    lo, hi = norm.starts[a], norm.ends[b - 1]
+    if _CLAUSE_END.search(source, lo, hi) is None:  # the common case: one regex call
+        return False
+    ends, starts = norm.ends, norm.starts
+    return any(
+        _CLAUSE_END.search(source, ends[i - 1], starts[i]) is not None
+        for i in range(a + 1, b)
+        if ends[i - 1] < starts[i]
+    )
 
-    A letter next to a letter, or a digit next to a digit, continues the word; ``vx123`` and
-    ``a12315`` are fine. Characters removed between the two (``vx lan``) make a boundary.
+
+def _ascii_alnum(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
+
+
+# A letter and a digit joined by one of these are one model number (SB-300, v2_1).
+_JOINERS = "-_/."
+
+
+def ascii_edges_ok(norm: Normalized, a: int, b: int, source: str | None = None) -> bool:
+    """False when an ASCII edge of the hit continues an ASCII word or number.
+
+    Any ASCII letter or digit right next to the edge continues it (vxlan, 123156, XB250, QV8);
+    a removed character between them is a boundary (``vx lan``), except a joiner (- _ / .)
+    between a letter and a digit, in ``source`` (the original text): ``SB-300`` is a model.
     """
     text = norm.text
-    left = _alnum_kind(text[a])
-    if left and a > 0 and norm.ends[a - 1] == norm.starts[a] and _alnum_kind(text[a - 1]) == left:
+    if _ascii_alnum(text[a]) and a > 0:
+        if norm.ends[a - 1] == norm.starts[a] and _ascii_alnum(text[a - 1]):
+            return False
+        if source is not None and _glued(source, norm.starts[a], -1):
+            return False
+    if _ascii_alnum(text[b - 1]) and b < len(text):
+        if norm.ends[b - 1] == norm.starts[b] and _ascii_alnum(text[b]):
+            return False
+        if source is not None and _glued(source, norm.ends[b - 1] - 1, 1):
+            return False
+    return True
+
+
+def _glued(source: str, edge: int, step: int) -> bool:
+    """Whether ``source[edge]`` (an ASCII alnum) is joined to a number or a letter of another
+    kind by one joiner: ``SB-300`` (the letter B, then -, then 3)."""
+    j, k = edge + step, edge + 2 * step
+    if not (0 <= j < len(source) and 0 <= k < len(source)) or source[j] not in _JOINERS:
         return False
-    right = _alnum_kind(text[b - 1])
-    return not (
-        right
-        and b < len(text)
-        and norm.ends[b - 1] == norm.starts[b]
-        and _alnum_kind(text[b]) == right
-    )
+    here, there = source[edge], source[k]
+    return _ascii_alnum(there) and (here.isdigit() != there.isdigit() or there.isdigit())
+
+
+def tight_ok(norm: Normalized, source: str | None, a: int, b: int, breaks: tuple[int, ...]) -> bool:
+    """Whether the hit is written as one run: every character of ``norm.text[a:b]`` uncollapsed,
+    and nothing removed between two of them except whitespace at ``breaks`` (offsets from ``a``).
+    """
+    runs, starts, ends = norm.runs, norm.starts, norm.ends
+    if any(runs[i] != 1 for i in range(a, b)):
+        return False
+    for i in range(a + 1, b):
+        if ends[i - 1] < starts[i]:
+            if i - a not in breaks or source is None:
+                return False
+            if not source[ends[i - 1] : starts[i]].isspace():
+                return False
+    return True
+
+
+# An initials token followed by one of these names a file type or a format (ts文件, mp4格式).
+_FORMAT_NOUNS = (
+    "文件",
+    "格式",
+    "后缀",
+    "扩展名",
+    "类型",
+    "代码",
+    "脚本",
+    "视频",
+    "编码",
+    "版本",
+    "接口",
+)
+
+
+def initials_ok(norm: Normalized, source: str | None, a: int, b: int) -> bool:
+    """Whether an initials hit (``wq``) is a standalone Latin token in Chinese text: no ASCII
+    letter, digit or URL/file character (. / : @ _ - #) next to it, and not a file type (ts文件)."""
+    if source is None:
+        return False
+    lo, hi = norm.starts[a], norm.ends[b - 1]
+    before = source[lo - 1] if lo else " "
+    after = source[hi] if hi < len(source) else " "
+    for c in (before, after):
+        if _ascii_alnum(c) or c in "./:@_-#\\=&?%":
+            return False
+    rest = source[hi:].lstrip()
+    return not rest.startswith(_FORMAT_NOUNS)
+
+
+def replaced_in_word(bounds: frozenset[int], a: int, b: int, replaced: int) -> bool:
+    """Whether the replaced character at ``a + replaced`` lies in a token of two or more
+    characters (``bounds``: token boundaries around the hit)."""
+    pos = a + replaced
+    return pos not in bounds or pos + 1 not in bounds
 
 
 def occurrences(text: str, phrase: str) -> list[tuple[int, int]]:
@@ -160,38 +258,3 @@ def occurrences(text: str, phrase: str) -> list[tuple[int, int]]:
 def inside_any(a: int, b: int, spans: Sequence[tuple[int, int]]) -> bool:
     """Whether ``[a, b)`` lies within one of ``spans``."""
     return any(s <= a and b <= e for s, e in spans)
-
-
-@cache
-def _syllables() -> frozenset[str]:
-    """Every toneless pinyin syllable pypinyin knows (``kuang``, ``suan``...)."""
-    from pypinyin.pinyin_dict import pinyin_dict  # noqa: PLC0415 - only pinyin rules need it
-
-    from rules.normalize import normalize_word  # noqa: PLC0415 - strips the tone marks
-
-    return frozenset(normalize_word(p) for v in pinyin_dict.values() for p in v.split(","))
-
-
-def _letters(norm: Normalized, lo: int, hi: int) -> str:
-    """``text[lo:hi]`` if it is adjacent ASCII letters in the original, else ""."""
-    if lo < 0 or hi > len(norm.text):
-        return ""
-    chunk = norm.text[lo:hi]
-    adjacent = all(norm.ends[i] == norm.starts[i + 1] for i in range(lo, hi - 1))
-    return chunk if chunk.isascii() and chunk.isalpha() and adjacent else ""
-
-
-def pinyin_edges_ok(norm: Normalized, a: int, b: int, first: str, last: str) -> bool:
-    """False when a pinyin hit cuts a syllable: ``tuikuan`` in ``tuikuang``, ``tousu`` in
-    ``tousuan``. ``first``/``last`` are the hit's edge syllables ("" for a hanzi edge)."""
-    syllables = _syllables()
-    for k in (1, 2):
-        if last and b < len(norm.text) and norm.ends[b - 1] == norm.starts[b]:
-            tail = _letters(norm, b, b + k)
-            if tail and last + tail in syllables:
-                return False
-        if first and a > 0 and norm.ends[a - 1] == norm.starts[a]:
-            head = _letters(norm, a - k, a)
-            if head and head + first in syllables:
-                return False
-    return True

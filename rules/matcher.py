@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import ahocorasick_rs
@@ -36,11 +36,14 @@ import ahocorasick_rs
 from rules.hit_filters import (
     ascii_edges_ok,
     clause_span,
+    crosses_clause,
     crosses_token,
+    initials_ok,
     inside_any,
     occurrences,
-    pinyin_edges_ok,
+    replaced_in_word,
     span_bounds,
+    tight_ok,
 )
 from rules.models import (
     Audience,
@@ -57,21 +60,34 @@ from rules.normalize import (
     collapse_runs,
     fold_chars,
     folded_patterns,
+    has_traditional,
     has_wide,
+    lookalike_chars,
     normalize,
     normalize_folded,
     raw_patterns,
     strip_separators,
 )
+from rules.variants import (
+    NUMERALS,
+    homophone_spellings,
+    initials_spelling,
+    numeral_prefixes,
+    ordinary,
+    pinyin_spellings,
+)
 
 __all__ = ["DEFAULT_BOUNDARY", "Matcher", "compile_rules"]
 
-#: Boundary of one- and two-character words whose ``Word.boundary`` is None. Measured on
+#: Boundary of words whose ``Word.boundary`` is None, whatever their length. Measured on
 #: tests/corpus (docs/benchmarks.md, "Boundary default"): ``word`` keeps every hit of the
-#: plain and evasion kinds and removes the hard-negative false positives ``substring`` lets in.
+#: plain and evasion kinds and removes the hard-negative false positives ``substring`` lets in
+#: (小费 in 减小费用, and for longer words 加微信 in 增加微信支付).
 DEFAULT_BOUNDARY = Boundary.WORD
-# Mixed pinyin variants are 2**n - 1 per word; beyond this length only the full pinyin is added.
-_MAX_MIXED_PINYIN = 6
+# Chinese numerals (and only those) of the numeral view, for the regex that finds them.
+_NUMERAL_CHARS = re.compile("[" + "".join(chr(c) for c in NUMERALS) + "]")
+#: Spellings generated per word that must be written as one run (rules/hit_filters ``tight_ok``).
+_TIGHT = frozenset(("pinyin", "homophone", "initials"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +99,38 @@ class _Target:
     runs: tuple[int, ...]  # minimum repeat per character; () when the word repeats nothing
     ascii_edges: bool
     word_boundary: bool
-    # Pinyin variants: the syllable at each edge ("" where the edge is a hanzi).
-    first_syllable: str = ""
-    last_syllable: str = ""
+    #: How the spelling differs from the word: None (the word itself) or a ``Spelling.via``.
+    via: str | None = None
+    breaks: tuple[int, ...] = ()  # pinyin: offsets where whitespace may stand
+    replaced: int = -1  # homophone: offset of the replaced character
 
 
+@dataclass(slots=True)
+class _Build:
+    """What compiling collects: spellings -> targets for the main automaton and the numeral
+    view; what the fast path must see, as ``fast`` (broken and repeated like words) and
+    ``tight`` (generated spellings written as one run; value: offsets where a space may stand).
+    """
+
+    targets: dict[str, list[_Target]] = field(default_factory=dict)
+    numerals: dict[str, list[_Target]] = field(default_factory=dict)
+    fast: set[str] = field(default_factory=set)
+    tight: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    homophones: set[str] = field(default_factory=set)
+
+    def drop_ordinary(self) -> None:
+        """Drop the homophone spellings that are ordinary text (rules/variants ``ordinary``),
+        unless they spell some word in another way too (the word itself, pinyin...)."""
+        for spelling in ordinary(self.homophones):
+            kept = [t for t in self.targets[spelling] if t.via != "homophone"]
+            if kept:
+                self.targets[spelling] = kept
+            else:
+                del self.targets[spelling]
+                del self.tight[spelling]
+
+
+_Matches = list[tuple[int, int, int]] | tuple[()]
 _Find = Callable[..., list[tuple[int, int, int]]]
 
 
@@ -122,28 +165,6 @@ def _finder(patterns: list[str]) -> _Find:
     return ahocorasick_rs.AhoCorasick(patterns).find_matches_as_indexes
 
 
-def _pinyin_variants(word: str) -> list[tuple[str, str, str]]:
-    """``(spelling, first syllable, last syllable)``: full pinyin and, for short words, every
-    hanzi/pinyin mix (``weiquan``, ``wei权``); a syllable is "" where that edge stays hanzi."""
-    from pypinyin import lazy_pinyin  # noqa: PLC0415 - only rule sets that ask for pinyin pay
-
-    if not word or not all("\u4e00" <= c <= "\u9fff" for c in word):
-        return []
-    syllables = lazy_pinyin(word)
-    if len(syllables) != len(word):
-        return []
-    n = len(word)
-    masks = range(1, 2**n) if n <= _MAX_MIXED_PINYIN else [2**n - 1]
-    return [
-        (
-            "".join(syllables[i] if mask >> i & 1 else word[i] for i in range(n)),
-            syllables[0] if mask & 1 else "",
-            syllables[-1] if mask >> (n - 1) & 1 else "",
-        )
-        for mask in masks
-    ]
-
-
 def _ascii_alnum(c: str) -> bool:
     return c.isascii() and c.isalnum()
 
@@ -154,13 +175,16 @@ class Matcher:
     def __init__(self, rules: RuleSet, default_boundary: Boundary) -> None:
         self.version = rules.version
         self._groups = rules.groups
-        targets: dict[str, list[_Target]] = {}
-        fast: set[str] = set()  # raw spellings the fast path must see: words with their repeats
+        build = _Build()
         for gi, group in enumerate(rules.groups):
             for word in group.words:
-                fast.update(self._add_word(targets, gi, group, word, default_boundary))
+                self._add_word(build, gi, group, word, default_boundary)
+        build.drop_ordinary()
+        targets, numerals, fast, tight = build.targets, build.numerals, build.fast, build.tight
         self._patterns = list(targets)
         self._targets = [tuple(targets[p]) for p in self._patterns]
+        self._numeral_patterns = list(numerals)
+        self._numeral_targets = [tuple(numerals[p]) for p in self._numeral_patterns]
         self._must_not = [tuple(_norm(w, g.source) for w in g.must_not) for g in rules.groups]
         self._allow = [tuple(_norm(w, g.source) for w in g.allow) for g in rules.groups]
         order = sorted(range(len(rules.replies)), key=lambda i: -rules.replies[i].priority)
@@ -180,47 +204,64 @@ class Matcher:
             tuple(n for n in (_norm(w, rule.source) for w in rule.must_not) if n)
             for rule, _ in self._replies
         ]
-        fast.update(k for _, kws in self._replies for k in kws)
+        keywords = {k for _, kws in self._replies for k in kws}
         # Bound ``find_matches_as_indexes`` methods, looked up once: every message calls the first.
-        raw = raw_patterns(fast)
+        raw = raw_patterns(fast, tight, keywords)
+        fast |= keywords
         self._fast_find = _finder(raw.patterns)
         self._changing = raw.changing
-        self._folded_find = _finder(folded_patterns(fast))
+        self._folded_find = _finder(folded_patterns(fast, tight))
         self._main_find = _finder(self._patterns)
+        self._numeral_find = _finder(self._numeral_patterns)
 
     @staticmethod
     def _add_word(
-        targets: dict[str, list[_Target]],
-        gi: int,
-        group: SensitiveGroup,
-        word: Word,
-        default_boundary: Boundary,
-    ) -> list[str]:
-        """Add ``word``'s patterns to ``targets``; return its spellings for the fast path."""
+        build: _Build, gi: int, group: SensitiveGroup, word: Word, default_boundary: Boundary
+    ) -> None:
+        """Add ``word``'s spellings and fast-path sources to ``build``."""
+        targets, numerals, fast, tight = build.targets, build.numerals, build.fast, build.tight
         norm = normalize(word.text)
         if not norm.text:
             _norm(word.text, group.source)  # raises, naming the word and its source
-        boundary = word.boundary
-        if boundary is None:
-            boundary = default_boundary if len(norm.text) <= 2 else Boundary.SUBSTRING
+        text = norm.text
+        boundary = word.boundary or default_boundary
         runs = norm.runs if any(r > 1 for r in norm.runs) else ()
-        edges = _ascii_alnum(norm.text[0]) or _ascii_alnum(norm.text[-1])
+        edges = _ascii_alnum(text[0]) or _ascii_alnum(text[-1])
         # An all-ASCII word's boundary is the ASCII-edge rule; jieba adds nothing there.
-        by_jieba = boundary is Boundary.WORD and not norm.text.isascii()
-        variants = [(norm.text, _Target(word.text, gi, runs, edges, by_jieba))]
+        by_jieba = boundary is Boundary.WORD and not text.isascii()
+        literal = _Target(word.text, gi, runs, edges, by_jieba)
+        variants = [(text, literal)]
         if word.pinyin:
-            # A pinyin spelling is an evasion in itself: neither segmentation nor ASCII edges
-            # apply to it (jieba glues a pinyin run and its neighbours into one token).
-            for spelled, first, last in _pinyin_variants(norm.text):
-                target = _Target(word.text, gi, (), False, False, first, last)
-                variants.append((normalize(spelled).text, target))
+            for sp in pinyin_spellings(text):
+                # Latin edges are word edges (hongbaoshi is no 红包); a hanzi edge of a mixed
+                # spelling is held to segmentation like the word (思wei权衡).
+                mixed = by_jieba and not sp.text.isascii()
+                variants.append(
+                    (sp.text, _Target(word.text, gi, (), True, mixed, "pinyin", sp.breaks))
+                )
+        if word.homophones:
+            for sp in homophone_spellings(text):
+                target = _Target(word.text, gi, (), False, True, "homophone", (), sp.replaced)
+                variants.append((sp.text, target))
+                build.homophones.add(sp.text)
+        initials = initials_spelling(text) if word.initials else None
+        if initials is not None:
+            variants.append((initials.text, _Target(word.text, gi, (), True, False, "initials")))
         for pattern, target in variants:
             bucket = targets.setdefault(pattern, [])
             if target not in bucket:
                 bucket.append(target)
+        for pattern, target in variants[1:]:
+            tight.setdefault(pattern, target.breaks)
         # 谢谢 is matched as 谢 with a run of 2, so the raw text must hold 谢 twice.
-        expanded = "".join(c * r for c, r in zip(norm.text, norm.runs, strict=True))
-        return [expanded, *(p for p, _ in variants[1:])]
+        fast.add("".join(c * r for c, r in zip(text, norm.runs, strict=True)))
+        prefixes = numeral_prefixes(text)
+        if prefixes:
+            target = _Target(word.text, gi, (), True, False, "numerals")
+            bucket = numerals.setdefault(text, [])
+            if target not in bucket:
+                bucket.append(target)
+            fast.update(prefixes)
 
     def may_hit(self, text: str) -> bool:
         """Conservative: False proves that ``text`` has no hit and no reply keyword."""
@@ -240,14 +281,14 @@ class Matcher:
         When none of those matches is a changing character, the only characters to fold away
         are common separators: a regex removes them and yields their positions (which
         ``normalize_folded`` needs) at a fraction of ``str.translate``'s cost over a table of
-        256k entries. Texts with a character from ``FOLD_LIMIT`` up are normalised one
-        character at a time instead (``_Folded.norm``). ``screen``: let the folded automaton
+        256k entries. Texts with a character from ``FOLD_LIMIT`` up, or a traditional one (its
+        phrases are converted whole), take ``normalize`` instead (``_Folded.norm``). ``screen``: let the folded automaton
         clear the text before its runs are collapsed (None when it does).
         """
         changing = self._changing
         if not any(pid < changing for pid, _, _ in fast):
             folded = _Folded(*strip_separators(text))
-        elif has_wide(text) is None:
+        elif has_wide(text) is None and not has_traditional(text):
             folded = _Folded(fold_chars(text), None)
         else:
             norm = normalize(text)
@@ -277,43 +318,59 @@ class Matcher:
         prepared = self._prepare(text, fast, screen=False)
         if prepared is None:
             return ()
-        matches = self._main_find(prepared.text, overlapping=True)
-        if not matches:
+        matches, numerals = self._candidates(prepared.text)
+        if not (matches or numerals):
             return ()
-        return self._hits(self._normalized(text, prepared), matches, author, text)
+        return self._hits(self._normalized(text, prepared), matches, author, text, numerals)
+
+    def _candidates(self, normalized: str) -> tuple[_Matches, _Matches]:
+        """Candidate matches of the main automaton and of the numeral view (一二三 -> 123)."""
+        matches = self._main_find(normalized, overlapping=True)
+        if self._numeral_patterns and _NUMERAL_CHARS.search(normalized):
+            view = normalized.translate(NUMERALS)
+            return matches, self._numeral_find(view, overlapping=True)
+        return matches, []
 
     def scan_normalized(
         self, norm: Normalized, author: Audience = Audience.ANY, *, source: str | None = None
     ) -> tuple[Hit, ...]:
         """``scan`` on an already normalised text, without the fast path.
 
-        With ``source`` (the original text), word boundaries are checked by segmenting only the
-        clause around a hit (between sentence punctuation of the original), not the whole message.
+        ``source`` is the original text: clause punctuation, model-number joiners and the
+        whitespace allowed inside pinyin are read there, and word boundaries are checked by
+        segmenting only the clause around a hit. Without it those checks are stricter (no
+        whitespace in pinyin, no initials) or skipped (clauses, joiners).
         """
-        matches = self._main_find(norm.text, overlapping=True)
-        return self._hits(norm, matches, author, source) if matches else ()
+        matches, numerals = self._candidates(norm.text)
+        return self._hits(norm, matches, author, source, numerals) if matches or numerals else ()
 
     def _hits(
         self,
         norm: Normalized,
-        matches: list[tuple[int, int, int]],
+        matches: _Matches,
         author: Audience,
         source: str | None,
+        numerals: _Matches = (),
     ) -> tuple[Hit, ...]:
-        """The candidate ``matches`` (pattern id, start, end in ``norm.text``) that pass the
-        filters, as hits in the original's coordinates."""
+        """The candidate ``matches`` (pattern id, start, end in ``norm.text``) and ``numerals``
+        (the same, of the numeral view) that pass the filters, as hits in the original's
+        coordinates."""
         text = norm.text
         # Segmentation is the costly step of this path: once per clause (or once for the whole
         # text when the original is unknown), however many hits share it.
         segmented: dict[tuple[int, int], frozenset[int]] = {}
         blocked: dict[int, bool] = {}
         found: dict[tuple[int, int, int, str], Hit] = {}
-        for pid, a, b in matches:
-            for t in self._targets[pid]:
+        candidates = [(self._targets[pid], a, b) for pid, a, b in matches]
+        candidates += [(self._numeral_targets[pid], a, b) for pid, a, b in numerals]
+        for targets, a, b in candidates:
+            if source is not None and crosses_clause(norm, source, a, b):
+                continue
+            for t in targets:
                 group = self._groups[t.group]
                 if not group.audience.covers(author):
                     continue
-                if not _shape_ok(t, norm, a, b):
+                if not _shape_ok(t, norm, source, a, b):
                     continue
                 if t.word_boundary:
                     window = (0, len(text)) if source is None else clause_span(norm, source, a, b)
@@ -322,12 +379,17 @@ class Matcher:
                         bounds = segmented[window] = span_bounds(text, *window)
                     if crosses_token(bounds, a, b):
                         continue
+                    if t.replaced >= 0 and replaced_in_word(bounds, a, b, t.replaced):
+                        continue
                 if not self._group_allows(t.group, text, a, b, blocked):
                     continue
                 start, end = norm.span(a, b)
                 key = (start, end, t.group, t.word)
                 if key not in found:
-                    found[key] = Hit(t.word, start, end, group.name, group.severity)
+                    via = t.via
+                    if via is None and source is not None and lookalike_chars(source, start, end):
+                        via = "lookalike"
+                    found[key] = Hit(t.word, start, end, group.name, group.severity, via)
         return tuple(found[k] for k in sorted(found))
 
     def _group_allows(self, gi: int, text: str, a: int, b: int, blocked: dict[int, bool]) -> bool:
@@ -373,9 +435,11 @@ class Matcher:
         normalized = prepared.text
         # Most texts that pass the fast path only hold a reply keyword (价格, 物流 ...): they need
         # no offset map, which is the costly part of normalising.
-        matches = self._main_find(normalized, overlapping=True)
+        matches, numerals = self._candidates(normalized)
         hits = (
-            self._hits(self._normalized(text, prepared), matches, author, text) if matches else ()
+            self._hits(self._normalized(text, prepared), matches, author, text, numerals)
+            if matches or numerals
+            else ()
         )
         wants_reply = author in (Audience.CUSTOMER, Audience.ANY)
         reply = self._reply_for(normalized) if wants_reply else None
@@ -387,15 +451,34 @@ class Matcher:
         return Inspection(hits, reply, self.version, tuple(recipients))
 
 
-def _shape_ok(t: _Target, norm: Normalized, a: int, b: int) -> bool:
-    """Checks that need only the hit and its neighbours: repeats, ASCII and pinyin edges."""
+def _shape_ok(t: _Target, norm: Normalized, source: str | None, a: int, b: int) -> bool:
+    """Checks that need only the hit and its neighbours: repeats, ASCII edges, one-run
+    spellings, standalone initials, numerals."""
     if t.runs and any(norm.runs[a + i] < r for i, r in enumerate(t.runs)):
         return False
-    if t.ascii_edges and not ascii_edges_ok(norm, a, b):
+    via = t.via
+    if via in _TIGHT and not tight_ok(norm, source, a, b, t.breaks):
         return False
-    if t.first_syllable or t.last_syllable:
-        return pinyin_edges_ok(norm, a, b, t.first_syllable, t.last_syllable)
-    return True
+    if via == "initials":
+        return initials_ok(norm, source, a, b)
+    if via == "numerals":
+        return _numerals_ok(norm, a, b)
+    return not t.ascii_edges or ascii_edges_ok(norm, a, b, source)
+
+
+def _numerals_ok(norm: Normalized, a: int, b: int) -> bool:
+    """A numeral-view hit holds a Chinese numeral (else it is the main automaton's), no
+    collapsed repeat (幺幺二 is 112), and no digit or numeral glued to either edge."""
+    text = norm.text
+    if _NUMERAL_CHARS.search(text, a, b) is None or any(norm.runs[i] != 1 for i in range(a, b)):
+        return False
+    if a > 0 and norm.ends[a - 1] == norm.starts[a] and _is_digit(text[a - 1]):
+        return False
+    return not (b < len(text) and norm.ends[b - 1] == norm.starts[b] and _is_digit(text[b]))
+
+
+def _is_digit(c: str) -> bool:
+    return (c.isascii() and c.isdigit()) or _NUMERAL_CHARS.fullmatch(c) is not None
 
 
 def _norm(word: str, source: str) -> str:
@@ -411,8 +494,7 @@ def compile_rules(rules: RuleSet, *, default_boundary: Boundary = DEFAULT_BOUNDA
 
     Args:
         rules: groups and reply rules as loaded.
-        default_boundary: boundary of one- and two-character words whose ``boundary`` is None;
-            longer words default to ``substring``.
+        default_boundary: boundary of words whose ``boundary`` is None.
 
     Raises:
         ValueError: a word, allow phrase or keyword is empty after normalisation.

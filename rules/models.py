@@ -78,8 +78,12 @@ class Word:
 
     text: str
     boundary: Boundary | None = None
-    #: Also match its pinyin: full ("weiquan") and mixed ("wei权", "维quan").
-    pinyin: bool = False
+    #: Also match its pinyin: full ("weiquan") and mixed ("wei权", "维quan"). Chinese words only.
+    pinyin: bool = True
+    #: Also match it with one character replaced by a common sound-alike (薇信, 鸿包, 头诉).
+    homophones: bool = True
+    #: Also match the initials of its pinyin as a standalone Latin token ("wq"). Opt-in.
+    initials: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +185,10 @@ class Hit:
     end: int
     group: str
     severity: Severity
+    #: How the span spells the word when not as the word itself (after the ordinary evasions:
+    #: separators, width, case, 繁简, repeats): ``"pinyin"``, ``"homophone"``, ``"initials"``,
+    #: ``"lookalike"``, ``"numerals"``; ``"split"`` for a word spread over several messages.
+    via: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

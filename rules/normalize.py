@@ -1,14 +1,20 @@
 """Pure text normalisation with an offset map back to the original.
 
 Per character: NFKC (full-width letters and digits, circled digits, compatibility ideographs),
-case folding, accents stripped from Latin letters (``wéiquán`` -> ``weiquan``), traditional ->
-simplified (OpenCC ``t2s``, character by character so one input character never merges with its
-neighbours), then removal of characters people put between the letters of a word to break it:
+case folding, accents stripped from Latin letters (``wéiquán`` -> ``weiquan``), lookalike letters
+folded to the Latin letter they imitate (Unicode's confusables data through
+``confusable_homoglyphs``: Cyrillic ``ѕ``, Greek ``ο``, Cherokee, small capitals...; see
+``lookalike_table``), traditional -> simplified (OpenCC ``t2s``, character by character so one
+input character never merges with its neighbours), then removal of characters people put between the letters of a word to break it:
 spaces, punctuation, symbols (emoji included), control and format characters (zero-width space,
 joiners, BOM), combining marks and variation selectors. Finally a run of the same non-ASCII
 character collapses to one (``维维维权`` -> ``维权``); the run length is kept in ``runs`` so a
 rule word that itself repeats a character (``谢谢``) still needs the repeat. ASCII is never
 collapsed: ``110`` and ``book`` stay as they are.
+
+A text holding a traditional character is then converted once more, as phrases
+(``convert_phrases``): OpenCC's phrase tables and a few account phrases OpenCC leaves alone
+(``轉帳`` -> ``转账``, not ``转帐``), in place, so the offset map is unchanged.
 
 The per-character mapping is one table built on first use (``char_table``) and shared by
 ``normalize``, ``normalize_word`` and the matcher's fast path.
@@ -20,15 +26,21 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 __all__ = [
+    "CLAUSE_SEPARATORS",
     "COMMON_SEPARATORS",
     "Normalized",
     "RawPatterns",
     "changing_chars",
     "char_table",
     "collapse_runs",
+    "convert_phrases",
+    "has_traditional",
     "has_wide",
+    "lookalike_chars",
+    "lookalike_table",
     "normalize",
     "normalize_folded",
     "normalize_per_char",
@@ -39,6 +51,11 @@ __all__ = [
 #: Separators frequent in ordinary chat. The matcher's fast path spells these out in its
 #: patterns; any other removable character sends a message down the exact path.
 COMMON_SEPARATORS = " ，,。.！!？?、~～…：:；;"
+#: The common separators that end a clause: between two characters of a word they are a
+#: boundary, never a separator (rules/hit_filters.py ``crosses_clause``), so the fast path
+#: needs no pattern of a word broken by one.
+CLAUSE_SEPARATORS = "，,。！!？?…：:；;"
+_BREAKING = "".join(c for c in COMMON_SEPARATORS if c not in CLAUSE_SEPARATORS)
 
 # Categories removed: separators (Z), punctuation (P), symbols (S: emoji, math, currency,
 # modifiers), controls and format characters (Cc, Cf: ZWSP, ZWJ, BOM, bidi marks), marks (M:
@@ -75,14 +92,49 @@ def _removed(ch: str) -> bool:
     return cat[0] in _REMOVED_MAJOR or cat in _REMOVED_MINOR
 
 
-def _fold(ch: str) -> str:
-    """NFKC + case fold + Latin accent stripping + removal, for one code point (no t2s)."""
+# Scripts whose letters may stand in for Latin ones; never Han (丨 is no "l", 〇 no "o").
+_LOOKALIKE_SCRIPTS = ("CYRILLIC", "GREEK", "LATIN", "CHEROKEE", "ARMENIAN", "COPTIC")
+
+
+@cache
+def lookalike_table() -> dict[str, str]:
+    """``{char: ascii}``: letters of other scripts that Unicode's confusables data (through
+    ``confusable_homoglyphs``) lists as a lookalike of one ASCII letter or digit.
+
+    Only letters of the scripts in ``_LOOKALIKE_SCRIPTS`` qualify, and only when NFKC does not
+    already fold them (full-width, mathematical and circled letters are NFKC's job).
+    """
+    import json  # noqa: PLC0415 - the table is built once, with the fold table
+    from importlib import resources  # noqa: PLC0415
+
+    data = json.loads(
+        resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
+    )
+    table: dict[str, str] = {}
+    for ch, entries in data.items():
+        if len(ch) != 1 or ch.isascii() or not ch.isalpha():
+            continue
+        if not unicodedata.name(ch, "").startswith(_LOOKALIKE_SCRIPTS):
+            continue
+        if unicodedata.normalize("NFKC", ch).isascii():
+            continue
+        latin = {e["c"].casefold() for e in entries if len(e["c"]) == 1 and e["c"].isascii()}
+        latin = {c for c in latin if c.isalnum()}
+        if len(latin) == 1:
+            table[ch] = latin.pop()
+    return table
+
+
+def _fold(ch: str, lookalikes: dict[str, str]) -> str:
+    """NFKC + case fold + Latin accent stripping + lookalikes + removal, for one code point
+    (no t2s)."""
     out = []
     for c in unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", ch).casefold()):
         decomposed = unicodedata.normalize("NFD", c)
         if len(decomposed) > 1 and decomposed[0].isascii():
             # é -> e, ǘ -> u: pinyin typed with tone marks meets the plain form.
             c = decomposed[0]  # noqa: PLW2901
+        c = lookalikes.get(c, c)  # noqa: PLW2901 - Cyrillic ѕ -> s
         if not _removed(c):
             out.append(c)
     return "".join(out)
@@ -95,15 +147,22 @@ def char_table() -> dict[str, str]:
     Built once (about a second) and never mutated afterwards; absent characters map to
     themselves.
     """
+    return _tables()[0]
+
+
+@cache
+def _tables() -> tuple[dict[str, str], frozenset[str]]:
+    """``char_table()`` and the characters t2s converts (traditional forms)."""
     import opencc  # noqa: PLC0415 - heavy import, needed only while the table is built
 
+    lookalikes = lookalike_table()
     folded: dict[str, str] = {}
     for lo, hi in _RANGES:
         for cp in range(lo, hi):
             ch = chr(cp)
             if unicodedata.category(ch) in ("Cn", "Co", "Cs"):
                 continue
-            out = _fold(ch)
+            out = _fold(ch, lookalikes)
             if out != ch:
                 folded[ch] = out
     # t2s one character per line: OpenCC converts phrases, and a line break keeps each
@@ -121,7 +180,69 @@ def char_table() -> dict[str, str]:
             out = "".join(t2s.get(c, c) for c in folded.get(ch, ch))
             if out != ch:
                 table[ch] = out
-    return table
+    traditional = frozenset(
+        ch for ch, out in table.items() if any(c in t2s for c in folded.get(ch, ch))
+    )
+    return table, traditional
+
+
+@cache
+def _traditional() -> re.Pattern[str]:
+    """Characters whose fold goes through t2s: a text holding one gets ``convert_phrases``."""
+    return re.compile(_char_class(sorted(ord(c) for c in _tables()[1])))
+
+
+def has_traditional(text: str) -> bool:
+    """Whether ``text`` holds a character t2s converts (then ``normalize`` converts phrases)."""
+    return _traditional().search(text) is not None
+
+
+@cache
+def _lookalike_regex() -> re.Pattern[str]:
+    return re.compile(_char_class(sorted(ord(c) for c in lookalike_table())))
+
+
+def lookalike_chars(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` holds a lookalike letter (a hit's ``via = "lookalike"``)."""
+    return _lookalike_regex().search(text, start, end) is not None
+
+
+@cache
+def _opencc() -> Any:
+    import opencc  # noqa: PLC0415
+
+    return opencc.OpenCC("t2s")
+
+
+# 帳 is the traditional form of both 帐 (tent) and 账 (account); OpenCC's phrase tables give 帐
+# in 轉帳/帳戶 too, which mainland text spells 账. These account phrases get 账.
+_ACCOUNT = re.compile(
+    "帐(?=[户号单目本款务期面])|(?<=[转记结算查对欠报到入出赊还付收催烂假做销挂])帐"
+)
+
+
+def convert_phrases(text: str, norm: Normalized) -> Normalized:
+    """``norm`` (the per-character normalisation of ``text``) with its traditional characters
+    converted as phrases; unchanged when ``text`` holds none.
+
+    The characters t2s changed are put back in their traditional form and the normalised text is
+    converted by OpenCC (phrase tables: 乾淨 -> 干净 but 乾隆 stays), then account phrases take
+    账. A conversion that would change the length is not used: one normalised character keeps
+    one original span.
+    """
+    if not norm.text or _traditional().search(text) is None:
+        return norm
+    table = char_table()
+    traditional = _tables()[1]
+    chars = list(norm.text)
+    for i, c in enumerate(chars):
+        orig = text[norm.starts[i]]
+        if orig in traditional and table[orig] == c:
+            chars[i] = orig
+    converted = _ACCOUNT.sub("账", _opencc().convert("".join(chars)))
+    if len(converted) != len(norm.text) or converted == norm.text:
+        return norm
+    return Normalized(converted, norm.starts, norm.ends, norm.runs)
 
 
 #: ``fold_chars`` maps code points below this through a list (no KeyError per unmapped
@@ -196,7 +317,7 @@ def normalize(text: str) -> Normalized:
     """
     if has_wide(text):
         return normalize_per_char(text)
-    return normalize_folded(text, fold_chars(text))
+    return convert_phrases(text, normalize_folded(text, fold_chars(text)))
 
 
 def _has_runs(folded: str) -> bool:
@@ -268,7 +389,7 @@ def normalize_per_char(text: str) -> Normalized:
             starts.append(i)
             ends.append(i + 1)
             runs.append(1)
-    return Normalized("".join(out), tuple(starts), tuple(ends), tuple(runs))
+    return convert_phrases(text, Normalized("".join(out), tuple(starts), tuple(ends), tuple(runs)))
 
 
 def normalize_word(word: str) -> str:
@@ -299,8 +420,20 @@ class RawPatterns:
     changing: int
 
 
-def raw_patterns(sources: set[str]) -> RawPatterns:
+def raw_patterns(
+    sources: set[str],
+    tight: dict[str, tuple[int, ...]] | None = None,
+    keywords: set[str] | None = None,
+) -> RawPatterns:
     """Rule-dependent raw-text patterns: each word, and its first break (see rules/matcher.py).
+
+    Words (``sources``) are broken by the common separators that do not end a clause;
+    reply ``keywords`` (matched without clauses) by any common separator.
+
+    ``tight`` spellings (generated: pinyin, homophones, initials) are matched only as one run,
+    with whitespace allowed only at their given offsets (rules/hit_filters ``tight_ok``): their
+    patterns are the spelling and its first space at one of those offsets (a second space in a
+    row is a pattern of its own; other whitespace is a changing character).
 
     A broken word ``w`` first deviates from itself after an intact prefix ``w[:k]``: by one
     common separator followed by ``w[k]`` or by a repeat of ``w[k-1]``, or (for non-ASCII
@@ -311,25 +444,35 @@ def raw_patterns(sources: set[str]) -> RawPatterns:
     changes other than those separators.
     """
     out = {s + t for s in COMMON_SEPARATORS for t in COMMON_SEPARATORS}
-    for w in sources:
+    spelled = [(w, _BREAKING) for w in sources]
+    spelled += [(w, COMMON_SEPARATORS) for w in keywords or ()]
+    for w, breaking in spelled:
         out.add(w)
         for k in range(1, len(w)):
             prefix, last = w[:k], w[k - 1]
-            out.update(prefix + sep + w[k] for sep in COMMON_SEPARATORS)
+            out.update(prefix + sep + w[k] for sep in breaking)
             if not last.isascii():
+                # A repeat may run across any separator (维，维权 is 维权): only the run's
+                # last copy and the next character must not be split by a clause end.
                 repeat = prefix + last
                 out.update((repeat + w[k], repeat + last))
-                out.update(repeat + sep + w[k] for sep in COMMON_SEPARATORS)
+                out.update(repeat + sep + w[k] for sep in breaking)
                 out.update(repeat + sep + last for sep in COMMON_SEPARATORS)
                 out.update(prefix + sep + last for sep in COMMON_SEPARATORS)
+    for w, breaks in (tight or {}).items():
+        out.add(w)
+        out.update(w[:k] + " " + w[k] for k in breaks)
     changing = changing_chars()
     return RawPatterns([*changing, *sorted(out)], len(changing))
 
 
-def folded_patterns(sources: set[str]) -> list[str]:
+def folded_patterns(
+    sources: set[str], tight: dict[str, tuple[int, ...]] | None = None
+) -> list[str]:
     """Patterns over ``fold_chars`` output (see rules/matcher.py): each spelling and each
-    first extra copy of a non-ASCII character, tied to what follows it."""
-    out = set(sources)
+    first extra copy of a non-ASCII character, tied to what follows it; ``tight`` spellings
+    (never collapsed) as they are."""
+    out = set(sources) | set(tight or ())
     for w in sources:
         for k in range(1, len(w)):
             prefix, last = w[:k], w[k - 1]

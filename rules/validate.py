@@ -42,7 +42,9 @@ _REPLY_KEYS = (
     "handoff",
     "must_not",
 )
-_WORD_KEYS = ("word", "boundary", "pinyin")
+_WORD_KEYS = ("word", "boundary", "pinyin", "homophones", "initials")
+#: Word switches and their defaults (rules/models.py ``Word``).
+_WORD_FLAGS = {"pinyin": True, "homophones": True, "initials": False}
 _MATCHES = ("exact", "contains", "all")
 _UNMATCHABLE = "{!r} 只有空格、标点或表情符号，匹配时这些都会被忽略，所以它什么也匹配不到"
 
@@ -313,12 +315,13 @@ class Validator:
         allowed = tuple(b.value for b in Boundary)
         if boundary is not None and boundary not in allowed:
             self._problem(at, f"boundary 只能是 {_choices(allowed)}，现在是 {boundary!r}")
-        pinyin = item.get("pinyin", False)
-        if not isinstance(pinyin, bool):
-            self._problem(at, f"pinyin 只能是 true 或 false，现在是 {pinyin!r}")
+        flags = {key: item.get(key, default) for key, default in _WORD_FLAGS.items()}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                self._problem(at, f"{key} 只能是 true 或 false，现在是 {value!r}")
         if text is None or len(self.problems) > problems:
             return None
-        return Word(text, Boundary(boundary) if boundary else None, pinyin)
+        return Word(text, Boundary(boundary) if boundary else None, **flags)
 
     # -- [[reply]] --------------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ def test_good_folder_loads_everything() -> None:
         Word("维权"),
         Word("投诉"),
         Word("消协", boundary=Boundary.WORD),
-        Word("曝光", pinyin=True),
+        Word("曝光", homophones=False, initials=True),
     )
     assert rights.recipients == ("zhangsan",)
     assert rights.source == f"{RULES / 'good' / 'a_groups.toml'}:2"
@@ -178,6 +178,9 @@ def test_word_options_problems(tmp_path: Path) -> None:
     )
     bad_pinyin = head + '  { word = "消协", pinyin = "yes" },\n]\n'
     assert one_problem(tmp_path, bad_pinyin) == "6: pinyin 只能是 true 或 false，现在是 'yes'"
+    for key in ("homophones", "initials"):
+        bad = head + f'  {{ word = "消协", {key} = 1 }},\n]\n'
+        assert one_problem(tmp_path, bad) == f"6: {key} 只能是 true 或 false，现在是 1"
     unknown = head + '  { word = "消协", pinyn = true },\n]\n'
     assert one_problem(tmp_path, unknown) == "6: 词语选项里有未知的键 'pinyn'（是不是 pinyin？）"
     no_word = head + "  { pinyin = true },\n]\n"
@@ -343,7 +346,10 @@ def test_word_list_rules() -> None:
         "消费者协会",
         "私下转账",
     ]
-    assert all(w.boundary is None and not w.pinyin for w in group.words)
+    # A plain list gets every default normalisation (issue 19: pinyin and homophones on).
+    assert all(w == Word(w.text) for w in group.words)
+    assert all(w.boundary is None and w.pinyin and w.homophones for w in group.words)
+    assert not any(w.initials for w in group.words)
     assert group.allow == ("垃圾桶",)
     assert len(rules.version) == 12
 
