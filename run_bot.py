@@ -5,8 +5,9 @@ python run_bot.py serve [--config FILE] [--host H] [--port P] [--workers N]
 python run_bot.py simulate --text TEXT [--from USERID] [--url URL] [--config FILE]
 python run_bot.py check [--config FILE]
 python run_bot.py health [--config FILE] [--wait SECONDS]
-python run_bot.py rules scan (--rules PATH | --words FILE [--allow FILE])  < messages
+python run_bot.py rules scan [--conversation] (--rules PATH | --words FILE [--allow FILE])  < lines
 python run_bot.py rules check PATH [PATH ...]
+python run_bot.py rules explain WORD
 python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config FILE]
 python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
                                  [--config FILE] OUT
@@ -118,7 +119,14 @@ def cmd_rules_scan(args: argparse.Namespace) -> int:
         stdin=sys.stdin,
         stdout=sys.stdout,
         stderr=sys.stderr,
+        conversation=args.conversation,
     )
+
+
+def cmd_rules_explain(args: argparse.Namespace) -> int:
+    from rules.cli import explain_command
+
+    return explain_command(args.word, stdout=sys.stdout)
 
 
 def cmd_rules_check(args: argparse.Namespace) -> int:
@@ -149,7 +157,17 @@ def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     )
     source.add_argument("--words", metavar="FILE", help="plain word list, one word per line")
     scan_p.add_argument("--allow", metavar="FILE", help="allow-list phrases (only with --words)")
+    scan_p.add_argument(
+        "--conversation",
+        action="store_true",
+        help='one conversation per line: {"messages": [{"from": ..., "text": ...}]}; '
+        "words split over messages are found too",
+    )
     scan_p.set_defaults(func=cmd_rules_scan)
+
+    explain_p = rules_sub.add_parser("explain", help="list the spellings a word is matched in")
+    explain_p.add_argument("word", metavar="WORD")
+    explain_p.set_defaults(func=cmd_rules_explain)
 
     check_p = rules_sub.add_parser("check", help="validate rule files; errors as file:line")
     check_p.add_argument("paths", nargs="+", metavar="PATH", help="rule file or folder")

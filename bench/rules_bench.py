@@ -105,9 +105,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     messages = _messages(args.messages, args.risk_rate, rng)
     words = _words(args.words, messages[:20_000], rng)
-    group = SensitiveGroup(
-        "bench", Severity.HIGH, Audience.ANY, tuple(Word(w) for w in words)
-    )
+    group = SensitiveGroup("bench", Severity.HIGH, Audience.ANY, tuple(Word(w) for w in words))
     t1 = time.perf_counter()
     engine = compile_rules(RuleSet((group,), version="bench"))
     t2 = time.perf_counter()

@@ -16,7 +16,15 @@ at once, so it can sit in a pipe and output line N always answers input line N:
 
 The answer is ``{"text": ..., "hits": [{"word", "start", "end", "group", "severity"}]}`` where
 ``text[start:end]`` is the matched span of the original text (Python str indices), ``word`` the
-canonical word of the rule and ``severity`` the lower-case name. Chinese stays unescaped (UTF-8).
+canonical word of the rule and ``severity`` the lower-case name; a hit that is not the word
+itself also says how it matched, ``"via": "pinyin" | "homophone" | "initials" | "lookalike" |
+"numerals"``. Chinese stays unescaped (UTF-8).
+
+``rules scan --conversation`` reads one conversation per line, ``{"messages": [{"from":
+"customer"|"staff", "text": ...}, ...]}`` in time order, and answers ``{"hits": [{"word", "parts":
+[{"message", "start", "end"}], "group", "severity"[, "via"]}]}``: each part indexes
+``messages[i]["text"]``; a word split over messages (rules/conversation.py) has several parts and
+``"via": "split"``. ``rules explain WORD`` prints the spellings a word is matched in.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from rules.conversation import ConversationHit, scan_conversation
 from rules.errors import RuleFileError, RulesError
 from rules.loader import load_rules, word_list_rules
 from rules.matcher import Matcher, compile_rules
@@ -37,8 +46,11 @@ __all__ = [
     "backtest",
     "backtest_command",
     "check_command",
+    "conversation_hit_json",
+    "explain_command",
     "hit_json",
     "scan_command",
+    "scan_conversation_line",
     "scan_line",
     "scan_stream",
 ]
@@ -60,14 +72,55 @@ def _report(exc: RuleFileError, out: TextIO) -> None:
 
 
 def hit_json(hit: Hit) -> dict[str, Any]:
-    """One hit as the scan output object."""
-    return {
+    """One hit as the scan output object (``via`` only when the hit says how it matched)."""
+    out: dict[str, Any] = {
         "word": hit.word,
         "start": hit.start,
         "end": hit.end,
         "group": hit.group,
         "severity": hit.severity.name.lower(),
     }
+    if hit.via is not None:
+        out["via"] = hit.via
+    return out
+
+
+def conversation_hit_json(hit: ConversationHit) -> dict[str, Any]:
+    """One conversation hit as the ``scan --conversation`` output object."""
+    out: dict[str, Any] = {
+        "word": hit.word,
+        "parts": [{"message": p.message, "start": p.start, "end": p.end} for p in hit.parts],
+        "group": hit.group,
+        "severity": hit.severity.name.lower(),
+    }
+    if hit.via is not None:
+        out["via"] = hit.via
+    return out
+
+
+_AUTHORS = {"customer": Audience.CUSTOMER, "staff": Audience.STAFF}
+
+
+def scan_conversation_line(matcher: Matcher, line: str) -> dict[str, Any]:
+    """The output object for one conversation line (see the module docstring)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        return {"hits": [], "error": f"不是有效的 JSON：{exc.msg}（第 {exc.colno} 列）"}
+    messages = obj.get("messages") if isinstance(obj, dict) else None
+    if not isinstance(messages, list):
+        return {"hits": [], "error": 'JSON 对象里缺少列表字段 "messages"'}
+    parsed: list[tuple[Audience, str]] = []
+    for i, message in enumerate(messages):
+        text = message.get("text") if isinstance(message, dict) else None
+        author = _AUTHORS.get(message.get("from", "")) if isinstance(message, dict) else None
+        if not isinstance(text, str) or author is None:
+            return {
+                "hits": [],
+                "error": f'messages[{i}] 需要字符串 "text" 和 "from"（customer 或 staff）',
+            }
+        parsed.append((author, text))
+    return {"hits": [conversation_hit_json(h) for h in scan_conversation(matcher, parsed)]}
 
 
 def scan_line(matcher: Matcher, line: str) -> dict[str, Any]:
@@ -96,10 +149,15 @@ def scan_line(matcher: Matcher, line: str) -> dict[str, Any]:
     return {"text": text, "hits": [hit_json(h) for h in hits]}
 
 
-def scan_stream(matcher: Matcher, stdin: TextIO, stdout: TextIO) -> None:
+def scan_stream(
+    matcher: Matcher, stdin: TextIO, stdout: TextIO, *, conversation: bool = False
+) -> None:
     """Answer every line of ``stdin`` on ``stdout``, one flushed JSON line each (never reads ahead)."""
+    answer = scan_conversation_line if conversation else scan_line
     while line := stdin.readline():
-        stdout.write(json.dumps(scan_line(matcher, line), ensure_ascii=False) + "\n")
+        if conversation and not line.strip():
+            continue  # a blank line is no conversation
+        stdout.write(json.dumps(answer(matcher, line), ensure_ascii=False) + "\n")
         stdout.flush()
 
 
@@ -111,8 +169,10 @@ def scan_command(
     stdin: TextIO,
     stdout: TextIO,
     stderr: TextIO,
+    conversation: bool = False,
 ) -> int:
-    """``rules scan``: load ``rules`` (files/folders) or the ``words``/``allow`` lists, then scan.
+    """``rules scan``: load ``rules`` (files/folders) or the ``words``/``allow`` lists, then scan
+    messages (or, with ``conversation``, conversations).
 
     Returns 0 after the whole input was answered, 1 when the rules or lists are invalid.
     """
@@ -132,7 +192,7 @@ def scan_command(
     except ValueError as exc:  # compile_rules: a word empty after normalisation (word lists)
         print(f"规则无法编译：{exc}", file=stderr)
         return EXIT_INVALID
-    scan_stream(matcher, stdin, stdout)
+    scan_stream(matcher, stdin, stdout, conversation=conversation)
     return EXIT_OK
 
 
@@ -216,4 +276,20 @@ def backtest_command(
         _report(exc, stdout)
         return EXIT_INVALID
     backtest(matcher, texts, stdout)
+    return EXIT_OK
+
+
+def explain_command(word: str, *, stdout: TextIO) -> int:
+    """``rules explain WORD``: the spellings the word is matched in, by kind, so an admin sees
+    (and can veto, with ``allow`` or the word's switches) what the generated ones would flag."""
+    from rules.explain import explain  # noqa: PLC0415 - pypinyin and the dictionary load here
+
+    _utf8(stdout)
+    try:
+        lines = explain(word)
+    except ValueError as exc:
+        print(f"无法解释：{exc}", file=stdout)
+        return EXIT_INVALID
+    for line in lines:
+        print(line, file=stdout)
     return EXIT_OK

@@ -240,9 +240,12 @@ def initials_ok(norm: Normalized, source: str | None, a: int, b: int) -> bool:
 
 def replaced_in_word(bounds: frozenset[int], a: int, b: int, replaced: int) -> bool:
     """Whether the replaced character at ``a + replaced`` lies in a token of two or more
-    characters (``bounds``: token boundaries around the hit)."""
+    characters other than the hit itself (``bounds``: token boundaries around the hit). The
+    hit as one token is a rare dictionary word (暴光): frequent ones never become spellings."""
     pos = a + replaced
-    return pos not in bounds or pos + 1 not in bounds
+    if pos in bounds and pos + 1 in bounds:
+        return False
+    return not (a in bounds and b in bounds and not any(a < x < b for x in bounds))
 
 
 def occurrences(text: str, phrase: str) -> list[tuple[int, int]]:

@@ -129,6 +129,7 @@ def _fold(ch: str, lookalikes: dict[str, str]) -> str:
     """NFKC + case fold + Latin accent stripping + lookalikes + removal, for one code point
     (no t2s)."""
     out = []
+    ch = lookalikes.get(ch, ch)  # before case folding too: Cyrillic В is B, its в is no b
     for c in unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", ch).casefold()):
         decomposed = unicodedata.normalize("NFD", c)
         if len(decomposed) > 1 and decomposed[0].isascii():

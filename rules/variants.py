@@ -11,9 +11,9 @@ pypinyin's dictionary, jieba-rs's dictionary).
 - **homophone** (default on): the word with ONE character replaced by another common character
   read the same (tones ignored: 薇/微, 鸿/红, 头/投) or nearly so (zh/z, ch/c, sh/s; -n/-ng), as
   listed in ``homophones.tsv`` (common characters only: the first frequency guard). A spelling
-  found inside a word of jieba's dictionary (威信 for 微信, 货地 inside 发货地 for 获地) is
-  ordinary text and dropped (``ordinary``): the second guard; the third is at match time (a
-  replaced character inside a longer word of the message vetoes the hit).
+  that is a frequent word of jieba's dictionary (威信 for 微信) or part of a longer one (货地
+  inside 发货地) is ordinary text and dropped (``ordinary``): the second guard; the third is at
+  match time (a replaced character inside a longer word of the message vetoes the hit).
 - **initials** (opt-in): the first letters of the syllables (``wq`` for 维权), matched only as a
   standalone Latin token (rules/hit_filters.py ``initials_ok``).
 - **numerals**: a word made of digits also matches Chinese numerals (一二三一五, 幺二三幺五,
@@ -170,24 +170,40 @@ def _sound_alikes(ch: str, syllable: str) -> list[str]:
     return list(dict.fromkeys(same + near))
 
 
+#: A spelling that is a dictionary word at least this frequent is an ordinary word (威信 521,
+#: 片子 186); rarer ones are mostly misspellings people use as evasions too (暴光 10, 转帐 3).
+ORDINARY_FREQUENCY = 50
+
+
 @cache
-def _dictionary_text() -> str:
-    """Every word of jieba's dictionary (the one jieba-rs segments with), one per line."""
+def _dictionary() -> tuple[str, dict[str, int]]:
+    """jieba's dictionary (the one jieba-rs segments with): its words one per line, and each
+    word's frequency."""
     raw = resources.files("jieba").joinpath("dict.txt").read_text("utf-8")
-    return "\n".join(line.split(" ", 1)[0] for line in raw.splitlines())
+    freq: dict[str, int] = {}
+    for line in raw.splitlines():
+        word, count, *_ = line.split(" ")
+        freq[word] = int(count)
+    return "\n".join(freq), freq
 
 
 def ordinary(spellings: Iterable[str]) -> set[str]:
-    """The ``spellings`` that occur inside a word of jieba's dictionary: ordinary text (威信,
-    发货地), not evasions. One automaton pass over the dictionary for the whole batch."""
+    """The ``spellings`` that are ordinary text, not evasions: a frequent dictionary word
+    (``ORDINARY_FREQUENCY``: 威信) or part of a longer dictionary word (货地 in 发货地). One
+    automaton pass over the dictionary for the whole batch."""
     import ahocorasick_rs  # noqa: PLC0415
 
     patterns = sorted(set(spellings))
     if not patterns:
         return set()
+    text, freq = _dictionary()
+    found = set()
     finder = ahocorasick_rs.AhoCorasick(patterns)
-    found = finder.find_matches_as_indexes(_dictionary_text(), overlapping=True)
-    return {patterns[pid] for pid, _, _ in found}
+    for pid, start, end in finder.find_matches_as_indexes(text, overlapping=True):
+        whole = (start == 0 or text[start - 1] == "\n") and (end == len(text) or text[end] == "\n")
+        if not whole or freq[patterns[pid]] >= ORDINARY_FREQUENCY:
+            found.add(patterns[pid])
+    return found
 
 
 def homophone_spellings(word: str) -> list[Spelling]:
