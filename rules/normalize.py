@@ -105,11 +105,10 @@ def lookalike_table() -> dict[str, str]:
     already fold them (full-width, mathematical and circled letters are NFKC's job).
     """
     import json  # noqa: PLC0415 - the table is built once, with the fold table
-    from importlib import resources  # noqa: PLC0415
 
-    data = json.loads(
-        resources.files("confusable_homoglyphs").joinpath("confusables.json").read_text("utf-8")
-    )
+    from rules.shipped_data import read_table  # noqa: PLC0415
+
+    data = json.loads(read_table("confusable_homoglyphs", "confusables.json"))
     table: dict[str, str] = {}
     for ch, entries in data.items():
         if len(ch) != 1 or ch.isascii() or not ch.isalpha():

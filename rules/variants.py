@@ -25,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
+
+from rules.shipped_data import read_table
 
 __all__ = [
     "MAX_MIXED_PINYIN",
@@ -140,7 +141,7 @@ def initials_spelling(word: str) -> Spelling | None:
 @cache
 def _homophone_table() -> dict[str, str]:
     """``{syllable: common characters read so, most frequent first}`` from homophones.tsv."""
-    text = resources.files("rules").joinpath("data/homophones.tsv").read_text("utf-8")
+    text = read_table("rules", "data/homophones.tsv")
     table: dict[str, str] = {}
     for line in text.splitlines():
         syllable, chars = line.split("\t")
@@ -179,7 +180,7 @@ ORDINARY_FREQUENCY = 50
 def _dictionary() -> tuple[str, dict[str, int]]:
     """jieba's dictionary (the one jieba-rs segments with): its words one per line, and each
     word's frequency."""
-    raw = resources.files("jieba").joinpath("dict.txt").read_text("utf-8")
+    raw = read_table("jieba", "dict.txt")
     freq: dict[str, int] = {}
     for line in raw.splitlines():
         word, count, *_ = line.split(" ")

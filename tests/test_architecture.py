@@ -29,7 +29,10 @@ PRODUCTION = ("bot", "monitor", "rules", "wecom_sdk")
 # ---- rules does no I/O beyond reading rule files -------------------------------------------------
 
 #: The modules of ``rules`` that read files, and what they read.
-RULE_FILE_READERS = {"rules/loader.py": "the rule files (TOML) and plain word lists"}
+RULE_FILE_READERS = {
+    "rules/loader.py": "the rule files (TOML) and plain word lists",
+    "rules/shipped_data.py": "data tables shipped in packages (homophones, confusables, jieba's words)",
+}
 #: Calls that read a file: the builtin ``open(...)``, and these methods (``Path.read_text``...).
 FILE_READS = frozenset({"open", "read_bytes", "read_text"})
 #: Calls ``rules`` never makes: writing or changing files, starting processes, network I/O.

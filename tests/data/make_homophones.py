@@ -1,6 +1,6 @@
 """Regenerate ``homophones.tsv`` (run by hand; the package only reads the table it writes).
 
-``python rules/data/make_homophones.py > rules/data/homophones.tsv``
+``python tests/data/make_homophones.py > rules/data/homophones.tsv``
 
 Each line is ``syllable<TAB>characters``: a toneless pinyin syllable (ü written ``v``) and the
 common characters whose first reading it is, most frequent first. "Common" is the frequency

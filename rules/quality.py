@@ -1,10 +1,15 @@
-"""Detection quality on the labelled set ``tests/data/detection/labelled.tsv`` (issue 19).
+"""Detection quality on a labelled set (issue 19: ``tests/data/detection``): pure, the caller
+reads the files (``make bench`` and tests/unit/rules/test_detection.py).
 
 Line format (as tests/data/corpus): ``kind<TAB>words<TAB>text``; ``words`` lists the canonical
 words expected, in order, separated by ``|`` (``-`` for none), and each expected hit is marked in
 ``text`` with «» (removed before scanning). Kind ``innocent`` holds look-alike lines that must not
 be flagged. ``measure`` gives recall per kind (a hit counts when word and span are exact),
-precision over every hit, and the innocent lines flagged; ``report`` prints them for ``make bench``.
+precision over every hit, and the innocent lines flagged; ``report`` prints them.
+
+Conversations (``split.jsonl``), one JSON object a line: ``{"kind": "split" | "innocent",
+"messages": [...], "expected": [{"word": ..., "parts": [[message, start, end], ...]}]}`` (split
+hits only), measured by ``measure_split``.
 """
 
 from __future__ import annotations
@@ -12,47 +17,19 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TextIO
 
-from rules import Audience, Matcher, RuleSet, SensitiveGroup, Severity, Word, compile_rules
 from rules.conversation import scan_conversation
+from rules.matcher import Matcher
+from rules.models import Audience
 
-__all__ = [
-    "LABELLED",
-    "RULES",
-    "SPLIT",
-    "Case",
-    "Quality",
-    "load",
-    "measure",
-    "measure_split",
-    "report",
-]
+__all__ = ["TARGETS", "Case", "Quality", "measure", "measure_split", "parse_cases", "report"]
 
-_DATA = Path(__file__).resolve().parent.parent / "tests" / "data" / "detection"
-LABELLED = _DATA / "labelled.tsv"
-#: Conversations, one JSON object a line: ``{"kind": "split" | "innocent", "messages": [...],
-#: "expected": [{"word": ..., "parts": [[message, start, end], ...]}]}`` (split hits only).
-SPLIT = _DATA / "split.jsonl"
-#: Initials are opt-in: these words take them.
-_INITIALS = ("维权", "投诉", "红包", "退款")
-_WORDS = (
-    "维权", "投诉", "红包", "微信", "12315", "退款", "骗子", "假货", "转账", "曝光", "举报",
-    "差评", "小费", "sb", "vx", "qq", "加群",
-)  # fmt: skip
-RULES = RuleSet(
-    groups=(
-        SensitiveGroup(
-            "risk",
-            Severity.HIGH,
-            Audience.ANY,
-            tuple(Word(w, initials=w in _INITIALS) for w in _WORDS),
-            allow=("垃圾分类", "垃圾桶"),
-        ),
-    ),
-    version="labelled",
-)
+#: The issue's targets: recall per kind.
+TARGETS = {
+    "plain": 1.0, "evasion": 0.95, "pinyin": 0.90, "homophone": 0.80, "lookalike": 0.80,
+    "initials": 0.60, "numerals": 0.80, "several": 0.80,
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,12 +80,12 @@ def _parse(line: str, where: str) -> Case:
     return Case(kind, text, expected, where)
 
 
-def load(path: Path = LABELLED) -> list[Case]:
-    """The labelled cases of ``path`` (blank and ``#`` lines skipped)."""
+def parse_cases(text: str, name: str) -> list[Case]:
+    """The labelled cases of a file's ``text`` (blank and ``#`` lines skipped)."""
     cases = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip() and not line.startswith("#"):
-            cases.append(_parse(line, f"{path.name}:{n}"))
+            cases.append(_parse(line, f"{name}:{n}"))
     return cases
 
 
@@ -133,10 +110,11 @@ def measure(matcher: Matcher, cases: list[Case]) -> Quality:
     return Quality(per_kind, flagged, innocent)
 
 
-def measure_split(matcher: Matcher, path: Path = SPLIT) -> tuple[int, int, int, int]:
-    """(expected split hits, found exact, innocent conversations, innocent ones flagged)."""
+def measure_split(matcher: Matcher, text: str) -> tuple[int, int, int, int]:
+    """(expected split hits, found exact, innocent conversations, innocent ones flagged) of the
+    conversations in ``text`` (JSON lines)."""
     expected = found = innocent = flagged = 0
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         case = json.loads(line)
         messages = [(Audience(m["from"]), m["text"]) for m in case["messages"]]
         got = {
@@ -153,18 +131,12 @@ def measure_split(matcher: Matcher, path: Path = SPLIT) -> tuple[int, int, int, 
     return expected, found, innocent, flagged
 
 
-def report(out: TextIO) -> Quality:
-    """Print recall per kind, false positives and precision on the labelled set."""
-    quality = measure(compile_rules(RULES), load())
-    print(f"detection quality on {LABELLED.name} (issue 19 targets in brackets)", file=out)
-    targets = {
-        "plain": 1.0, "evasion": 0.95, "pinyin": 0.90, "homophone": 0.80, "lookalike": 0.80,
-        "initials": 0.60, "numerals": 0.80, "several": 0.80,
-    }  # fmt: skip
+def report(quality: Quality, split: tuple[int, int, int, int], out: TextIO) -> None:
+    """Print recall per kind, false positives, precision and the split figures."""
     for kind, (expected, found, _, _) in sorted(quality.per_kind.items()):
         if kind == "innocent":
             continue
-        target = targets.get(kind)
+        target = TARGETS.get(kind)
         aim = f"(>= {target:.2f})" if target is not None else ""
         print(
             f"  {kind:<12} recall {found / expected:5.2f}  {found:>3}/{expected:<3} {aim}", file=out
@@ -177,10 +149,9 @@ def report(out: TextIO) -> Quality:
     for line in quality.innocent_flagged:
         print(f"    {line}", file=out)
     print(f"  precision {quality.precision:.3f} (>= 0.98)", file=out)
-    expected, found, innocent, flagged = measure_split(compile_rules(RULES))
+    expected, found, innocent, flagged = split
     print(
         f"  split over messages: recall {found / expected:.2f} {found}/{expected} (>= 0.80); "
         f"innocent conversations flagged {flagged} of {innocent}",
         file=out,
     )
-    return quality
