@@ -22,6 +22,7 @@ pypinyin's dictionary, jieba-rs's dictionary).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -177,32 +178,30 @@ ORDINARY_FREQUENCY = 50
 
 
 @cache
-def _dictionary() -> tuple[str, dict[str, int]]:
-    """jieba's dictionary (the one jieba-rs segments with): its words one per line, and each
-    word's frequency."""
-    raw = read_table("jieba", "dict.txt")
-    freq: dict[str, int] = {}
-    for line in raw.splitlines():
-        word, count, *_ = line.split(" ")
-        freq[word] = int(count)
-    return "\n".join(freq), freq
+def _dictionary() -> str:
+    """jieba's dictionary (the one jieba-rs segments with): ``word frequency tag`` lines."""
+    return read_table("jieba", "dict.txt")
+
+
+_FREQUENCY = re.compile(r" (\d+)")
 
 
 def ordinary(spellings: Iterable[str]) -> set[str]:
     """The ``spellings`` that are ordinary text, not evasions: a frequent dictionary word
     (``ORDINARY_FREQUENCY``: 威信) or part of a longer dictionary word (货地 in 发货地). One
-    automaton pass over the dictionary for the whole batch."""
+    automaton pass over the dictionary's text for the whole batch, without parsing it."""
     import ahocorasick_rs  # noqa: PLC0415
 
     patterns = sorted(set(spellings))
     if not patterns:
         return set()
-    text, freq = _dictionary()
+    text = _dictionary()
     found = set()
     finder = ahocorasick_rs.AhoCorasick(patterns)
     for pid, start, end in finder.find_matches_as_indexes(text, overlapping=True):
-        whole = (start == 0 or text[start - 1] == "\n") and (end == len(text) or text[end] == "\n")
-        if not whole or freq[patterns[pid]] >= ORDINARY_FREQUENCY:
+        whole = (start == 0 or text[start - 1] == "\n") and text.startswith(" ", end)
+        frequency = _FREQUENCY.match(text, end) if whole else None
+        if frequency is None or int(frequency.group(1)) >= ORDINARY_FREQUENCY:
             found.add(patterns[pid])
     return found
 

@@ -284,3 +284,50 @@ def test_clause_span_matches_its_definition(source: str, data: st.DataObject) ->
     a = data.draw(st.integers(0, len(norm.text) - 1))
     b = data.draw(st.integers(a + 1, len(norm.text)))
     assert clause_span(norm, source, a, b) == _clause_span_by_steps(norm, source, a, b)
+
+
+V2_RULES = RuleSet(
+    groups=(
+        SensitiveGroup(
+            "v2",
+            Severity.HIGH,
+            Audience.ANY,
+            (Word("维权", initials=True), Word("微信"), Word("12315"), Word("sb"), Word("转账")),
+        ),
+    ),
+    version="v2",
+)
+_V2_ALPHABET = st.sampled_from(
+    [
+        *"维权薇信微威围一二三五幺壹1235sbѕЅВwqWQ轉帳账 ，.、",
+        "wei",
+        "quan",
+        "Wei",
+        " quan",
+        "\u200b",
+        "好的",
+        "信号",
+        "-300",
+    ]
+)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(_V2_ALPHABET, max_size=12).map("".join))
+def test_fast_path_never_drops_a_generated_spelling(text: str) -> None:
+    # Issue 19: pinyin (with spaces), homophones, initials, numerals, lookalikes and phrases
+    # reach the exact path whenever they hit.
+    m = _v2_matcher()
+    exact = m.scan_normalized(normalize(text), source=text)
+    if not m.may_hit(text):
+        assert exact == ()
+    assert m.scan(text) == exact
+
+
+_V2: list[Matcher] = []
+
+
+def _v2_matcher() -> Matcher:
+    if not _V2:
+        _V2.append(compile_rules(V2_RULES))
+    return _V2[0]
