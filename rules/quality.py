@@ -23,7 +23,16 @@ from rules.conversation import scan_conversation
 from rules.matcher import Matcher
 from rules.models import Audience
 
-__all__ = ["TARGETS", "Case", "Quality", "measure", "measure_split", "parse_cases", "report"]
+__all__ = [
+    "TARGETS",
+    "Case",
+    "Quality",
+    "measure",
+    "measure_split",
+    "parse_case",
+    "parse_cases",
+    "report",
+]
 
 #: The issue's targets: recall per kind.
 TARGETS = {
@@ -63,7 +72,8 @@ class Quality:
         return correct / reported if reported else 1.0
 
 
-def _parse(line: str, where: str) -> Case:
+def parse_case(line: str, where: str) -> Case:
+    """One labelled line (see the module docstring); ``where`` names it in errors."""
     kind, words, marked = line.split("\t")
     expected_words = [] if words == "-" else words.split("|")
     text, spans, open_at = "", [], -1
@@ -85,7 +95,7 @@ def parse_cases(text: str, name: str) -> list[Case]:
     cases = []
     for n, line in enumerate(text.splitlines(), 1):
         if line.strip() and not line.startswith("#"):
-            cases.append(_parse(line, f"{name}:{n}"))
+            cases.append(parse_case(line, f"{name}:{n}"))
     return cases
 
 

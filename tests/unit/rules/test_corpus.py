@@ -7,9 +7,6 @@ removed before scanning and give the exact span the hit must have in the origina
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
-
 import pytest
 
 from rules import (
@@ -21,7 +18,9 @@ from rules import (
     Severity,
     Word,
     compile_rules,
+    quality,
 )
+from rules.quality import Case, parse_case
 from tests.support.paths import DATA
 
 CORPUS = DATA / "corpus"
@@ -63,55 +62,18 @@ RULES = RuleSet(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Case:
-    kind: str
-    text: str
-    expected: tuple[tuple[str, int, int], ...]  # (word, start, end)
-    where: str
-
-
-def _parse(line: str, where: str) -> Case:
-    kind, words, marked = line.split("\t")
-    expected_words = [] if words == "-" else words.split("|")
-    text, spans, open_at = "", [], -1
-    for ch in marked:
-        if ch == "«":
-            open_at = len(text)
-        elif ch == "»":
-            spans.append((open_at, len(text)))
-        else:
-            text += ch
-    assert len(spans) == len(expected_words), where
-    return Case(
-        kind,
-        text,
-        tuple((w, s, e) for w, (s, e) in zip(expected_words, spans, strict=False)),
-        where,
-    )
-
-
 def load_corpus() -> list[Case]:
     cases = []
     for path in sorted(CORPUS.glob("*.tsv")):
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if line.strip() and not line.startswith("#"):
-                cases.append(_parse(line, f"{path.name}:{n}"))
+                cases.append(parse_case(line, f"{path.name}:{n}"))
     return cases
 
 
 def measure(matcher: Matcher, cases: list[Case]) -> dict[str, tuple[int, int, int, int]]:
     """Per kind: (expected, found-and-exact, reported, reported-and-expected)."""
-    stats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for case in cases:
-        got = {(h.word, h.start, h.end) for h in matcher.scan(case.text)}
-        want = set(case.expected)
-        s = stats[case.kind]
-        s[0] += len(want)
-        s[1] += len(got & want)
-        s[2] += len(got)
-        s[3] += len(got & want)
-    return {k: (a, b, c, d) for k, (a, b, c, d) in stats.items()}
+    return quality.measure(matcher, cases).per_kind
 
 
 @pytest.fixture(scope="module")
