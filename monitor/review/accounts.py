@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
@@ -93,6 +93,32 @@ def check_new_account(username: str, password: str, role: str) -> None:
         raise AccountError("long", f"password too long: at most {_MAX_PASSWORD_LENGTH} characters")
 
 
+def _is_disabled(conn: Connection, username: str) -> bool | None:
+    """Whether the account is disabled; None if there is no such account."""
+    found = conn.execute(select(_REVIEWER.c.disabled).where(_REVIEWER.c.username == username))
+    row = found.first()
+    return None if row is None else bool(row.disabled)
+
+
+def _change_event(
+    at: datetime, username: str, *, actor: str, source: str, address: str
+) -> Callable[..., AuditEvent]:
+    """Makes the audit row of a change to ``username``'s account: ``(action, detail={})``."""
+
+    def event(action: str, detail: Mapping[str, object] | None = None) -> AuditEvent:
+        return AuditEvent(
+            at=at,
+            actor=actor,
+            source=source,
+            action=action,
+            target=username,
+            detail=dict(detail or {}),
+            address=address,
+        )
+
+    return event
+
+
 def mark_login(conn: Connection, username: str, at: datetime, new_hash: str | None) -> None:
     """Record a login's time (and a rehashed password) on the caller's transaction."""
     values: dict[str, object] = {"last_login_at": at}
@@ -127,12 +153,10 @@ class Accounts:
         check_new_account(username, password, role)
         password_hash = await asyncio.to_thread(self.hasher.hash, password)
         now = self._clock()
+        change = _change_event(now, username, actor=actor, source=source, address=address)
 
         def work(conn: Connection) -> None:
-            taken = conn.execute(
-                select(_REVIEWER.c.username).where(_REVIEWER.c.username == username)
-            ).first()
-            if taken is not None:
+            if _is_disabled(conn, username) is not None:
                 raise AccountError("exists", f"user {username!r} already exists")
             conn.execute(
                 insert(_REVIEWER).values(
@@ -144,18 +168,7 @@ class Accounts:
                     last_login_at=None,
                 )
             )
-            record_audit_event(
-                conn,
-                AuditEvent(
-                    at=now,
-                    actor=actor,
-                    source=source,
-                    action="user_add",
-                    target=username,
-                    detail={"role": role},
-                    address=address,
-                ),
-            )
+            record_audit_event(conn, change("user_add", {"role": role}))
 
         await self._writer.run(work)
 
@@ -167,30 +180,19 @@ class Accounts:
             AccountError: ``unknown``: there is no such account.
         """
         now = self._clock()
+        change = _change_event(now, username, actor=actor, source=source, address=address)
 
         def work(conn: Connection) -> bool:
-            row = conn.execute(
-                select(_REVIEWER.c.disabled).where(_REVIEWER.c.username == username)
-            ).first()
-            if row is None:
+            disabled = _is_disabled(conn, username)
+            if disabled is None:
                 raise AccountError("unknown", f"no such user: {username!r}")
-            if row.disabled:
+            if disabled:
                 return False
             conn.execute(
                 update(_REVIEWER).where(_REVIEWER.c.username == username).values(disabled=True)
             )
             conn.execute(delete(_SESSION).where(_SESSION.c.username == username))
-            record_audit_event(
-                conn,
-                AuditEvent(
-                    at=now,
-                    actor=actor,
-                    source=source,
-                    action="user_disable",
-                    target=username,
-                    address=address,
-                ),
-            )
+            record_audit_event(conn, change("user_disable"))
             return True
 
         return await self._writer.run(work)

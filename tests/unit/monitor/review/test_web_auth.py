@@ -7,7 +7,6 @@ lockouts in the database); the lockout tests also run with them in the real Redi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from http.cookies import SimpleCookie
 
 import pytest
@@ -16,7 +15,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, select
 from yarl import URL
 
-from monitor.archive import GroupCommitWriter, create_schema, make_engine
+from monitor.archive import GroupCommitWriter
 from monitor.archive.audit import AuditEventRecord
 from monitor.review.headers import CONTENT_SECURITY_POLICY
 from monitor.review.models import ReviewerRecord
@@ -38,11 +37,9 @@ BAD_LOGIN = "用户名或密码错误"
 
 
 @pytest.fixture
-def engine(sqlite_url: str) -> Iterator[Engine]:
-    eng = make_engine(sqlite_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def database_url(sqlite_url: str) -> str:
+    """SQLite only: the stores' own tests cover PostgreSQL."""
+    return sqlite_url
 
 
 @pytest.fixture
@@ -521,3 +518,19 @@ async def test_static_needs_no_login_but_pages_do(client: TestClient) -> None:
 
 def test_review_app_is_a_web_application(services) -> None:
     assert isinstance(review_test_app(services), web.Application)
+
+
+async def test_redis_down_is_503_not_a_login_page(aiohttp_client, writer, clock) -> None:
+    import redis.asyncio as aioredis
+
+    from tests.support.app import free_port
+
+    down = aioredis.Redis(port=free_port(), socket_connect_timeout=0.5)
+    services = review_services(writer, ReviewSettings(), redis=down, clock=clock)
+    client = await aiohttp_client(review_test_app(services))
+    client.session.cookie_jar.update_cookies({"sentinel_review": "some-token"})
+    resp = await client.get("/review/", allow_redirects=False)
+    assert resp.status == 503
+    assert "登录服务暂时不可用" in await resp.text()
+    assert resp.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    await down.aclose()
