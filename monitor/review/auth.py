@@ -127,7 +127,7 @@ def safe_next(value: str | None, base: str) -> str:
     or control characters, no ``.``/``..`` segments (also percent-encoded) that could climb out.
     """
     home = f"{base}/"
-    if not value or not (value == base or value.startswith(home)):
+    if not value or not value.startswith(home):
         return home
     if "\\" in value or any(ord(c) < 0x21 or ord(c) == 0x7F for c in value):
         return home

@@ -140,6 +140,8 @@ async def test_login_lands_on_next_and_is_audited(
         "/elsewhere",
         "/review/\\evil",
         "javascript:alert(1)",
+        "/review",
+        "",
     ],
 )
 async def test_next_outside_review_is_refused(client: TestClient, next_path: str) -> None:
