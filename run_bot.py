@@ -12,6 +12,9 @@ python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config 
 python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
                                  [--config FILE] OUT
 python run_bot.py db upgrade [--config FILE]
+python run_bot.py users add NAME --role reviewer|admin [--config FILE]   (password: prompt or 2 stdin lines)
+python run_bot.py users disable NAME [--config FILE]
+python run_bot.py users list [--config FILE]
 
 Each command imports what it uses when it runs: the server's stack (aiohttp, SQLAlchemy, Redis, the
 sandbox) takes about 2 s to import, which ``rules``, ``--help`` and a mistyped argument need not wait.
@@ -261,6 +264,51 @@ def add_db_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     upgrade_p.set_defaults(func=cmd_db_upgrade)
 
 
+def cmd_users(args: argparse.Namespace) -> int:
+    from monitor.review.users_cli import users_command
+
+    config = _load(args)
+    return users_command(
+        args.users_command,
+        database_url=config.storage.database_url,
+        name=getattr(args, "name", ""),
+        role=getattr(args, "role", ""),
+        stdin=sys.stdin,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def add_users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users_p = sub.add_parser("users", help="review-web accounts: add, disable, list")
+    users_sub = users_p.add_subparsers(dest="users_command", required=True)
+    config_help = "TOML config (default: config.toml, else config.example.toml)"
+
+    add_p = users_sub.add_parser(
+        "add",
+        help="add an account; the password is asked twice (or read as two lines of stdin)",
+        description=(
+            "Add a review-web account. The password (at least 10 characters) is asked twice "
+            "without echo, or read from stdin as two lines (password, confirmation) when stdin "
+            "is not a terminal."
+        ),
+    )
+    add_p.add_argument("name", metavar="NAME")
+    # Checked by the command (one-line error), not by argparse choices (a usage dump).
+    add_p.add_argument("--role", required=True, help="reviewer or admin")
+    add_p.add_argument("--config", help=config_help)
+
+    disable_p = users_sub.add_parser(
+        "disable", help="disable an account; its sessions end at their next request"
+    )
+    disable_p.add_argument("name", metavar="NAME")
+    disable_p.add_argument("--config", help=config_help)
+
+    list_p = users_sub.add_parser("list", help="list the accounts")
+    list_p.add_argument("--config", help=config_help)
+    users_p.set_defaults(func=cmd_users)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bot.py", description="wecom-sentinel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -303,6 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rules_parser(sub)
     add_archive_parser(sub)
     add_db_parser(sub)
+    add_users_parser(sub)
     return parser
 
 

@@ -259,9 +259,31 @@ class ReviewConfig:
     #: Address managers' phones open from an alert card, e.g. "https://sentinel.example.com";
     #: empty = this server's own host and port (fine on a laptop, not reachable from WeCom).
     public_url: str = ""
+    #: A reviewer's session ends after this many minutes without a request.
+    idle_timeout_min: int = 30
+    #: The session cookie's ``Secure`` flag: "auto" (when the request came over TLS, directly or
+    #: as ``X-Forwarded-Proto: https``), "always", or "never" (plain-http test set-ups only).
+    secure_cookie: str = "auto"
+    #: Failed logins, per account and per client address, that lock further logins out ...
+    lockout_failures: int = 5
+    #: ... when they fall within this many minutes; the lock lifts as the failures age out.
+    lockout_minutes: int = 15
 
     def __post_init__(self) -> None:
         _check(self.path.startswith("/"), "[review].path", "must start with '/'")
+        _check(
+            len(self.path) > 1 and not self.path.endswith("/"),
+            "[review].path",
+            'must not be "/" or end with "/" (e.g. "/review")',
+        )
+        _check(1 <= self.idle_timeout_min <= 1440, "[review].idle_timeout_min", "must be 1..1440")
+        _check(
+            self.secure_cookie in ("auto", "always", "never"),
+            "[review].secure_cookie",
+            'must be "auto", "always" or "never"',
+        )
+        _check(1 <= self.lockout_failures <= 100, "[review].lockout_failures", "must be 1..100")
+        _check(1 <= self.lockout_minutes <= 1440, "[review].lockout_minutes", "must be 1..1440")
         _check(
             not self.public_url or self.public_url.startswith(("https://", "http://")),
             "[review].public_url",

@@ -242,6 +242,9 @@ SAME_MEANING = {
     "callback": "WeCom's callback (the app's inbound POST): its XML types, its endpoint",
     "kf": "微信客服 (WeChat Customer Service): its message types, API calls, puller and sender",
     "transport": "how WeComClient's calls reach WeCom: the protocol, the sandbox's stand-in",
+    "app": "the package's aiohttp application factory (the bot's app, the review sub-app)",
+    "keys": "the package's typed aiohttp state keys (web.AppKey, web.RequestKey)",
+    "settings": "a component's frozen settings, handed over by whoever builds it",
 }
 #: Names of different meanings awaiting a rename; while there are any, the test is an expected
 #: failure, and any other clash still fails it.

@@ -16,10 +16,11 @@ from bot.log import RejectLog
 from bot.sandbox.pages import add_sandbox_routes
 from bot.web.access import metrics_access, sandbox_access
 from bot.web.health import Healthz, handle_metrics
-from bot.web.keys import CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER, SANDBOX
+from bot.web.keys import CLOCK, CONFIG, CRYPTO, METRICS, REGISTRY, ROUTER, SANDBOX
 from bot.web.metrics import BotMetrics
 from bot.web.request_id import REJECTS, request_id_middleware
-from bot.web.resources import RESOURCES
+from bot.web.resources import RESOURCES, review_settings
+from monitor.review.app import create_review_app
 from wecom_sdk.crypto import MsgCrypto
 
 __all__ = ["create_app"]
@@ -36,13 +37,15 @@ def create_app(
     Args:
         config: validated configuration.
         router: the handler tree; defaults to the shipped handlers (``bot.handlers``).
-        clock: time source for the callback timestamp window (tests inject a frozen one).
+        clock: time source for the callback timestamp window, review sessions and login
+            lockouts (tests inject a frozen one).
     """
     app = web.Application(
         client_max_size=config.server.max_body_bytes, middlewares=[request_id_middleware]
     )
     app[REJECTS] = RejectLog()
     app[CONFIG] = config
+    app[CLOCK] = clock
     app[CRYPTO] = MsgCrypto(
         config.wecom.token,
         config.wecom.encoding_aes_key,
@@ -65,4 +68,6 @@ def create_app(
     if not config.wecom.secret and config.sandbox.enabled:
         # No secret: outbound calls are recorded by the sandbox instead of sent; show them.
         add_sandbox_routes(app, SANDBOX, guard=sandbox_access(config.sandbox).guard)
+    # The review web; its services are built by ``review_ctx`` (bot/web/resources.py).
+    app.add_subapp(config.review.path, create_review_app(review_settings(config)))
     return app

@@ -6,6 +6,8 @@ builds its own app and its own resources in ``cleanup_ctx``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -30,6 +32,7 @@ from wecom_sdk.crypto import MsgCrypto
 __all__ = [
     "ALERT_STAGE",
     "ARCHIVE",
+    "CLOCK",
     "CONFIG",
     "COOLDOWNS",
     "CRYPTO",
@@ -49,6 +52,8 @@ __all__ = [
 ]
 
 CONFIG = web.AppKey("config", Config)
+#: The app's time source (epoch seconds): the callback timestamp window, review sessions and lockouts.
+CLOCK = web.AppKey[Callable[[], float]]("clock")
 CRYPTO = web.AppKey("crypto", MsgCrypto)
 ARCHIVE = web.AppKey("archive", Archive)
 #: The app's one Redis client (``bot.shared_state``); absent when ``[storage].redis_url`` is empty.

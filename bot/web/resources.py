@@ -1,8 +1,9 @@
 """The app's resources, each created and closed in one ``cleanup_ctx`` generator, in order:
 the Redis client (if configured), storage (engine + group-commit writer + archive), shared state
 (Redis or in-process: dedupe, reply cooldowns), rules (engine, file watcher, SIGHUP reload),
-alerts (WeCom client or sandbox, outbox worker), the pipeline that uses them all, the kf puller
-that feeds the pipeline, and last the handlers' services (which name the puller).
+alerts (WeCom client or sandbox, outbox worker), the review web's services (over the writer, the
+outbox and Redis), the pipeline that uses them all, the kf puller that feeds the pipeline, and
+last the handlers' services (which name the puller).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -28,6 +30,7 @@ from bot.shared_state import create_redis
 from bot.web.keys import (
     ALERT_STAGE,
     ARCHIVE,
+    CLOCK,
     CONFIG,
     COOLDOWNS,
     DEDUPE,
@@ -47,10 +50,13 @@ from monitor.alerts.outbox import OutboxSettings, OutboxWorker
 from monitor.alerts.policy import RateLimit
 from monitor.archive import Archive, GroupCommitWriter, create_schema, make_engine
 from monitor.archive.sandbox_log import SandboxLog
+from monitor.review.keys import REVIEW_SERVICES
+from monitor.review.services import build_review_services
+from monitor.review.settings import ReviewSettings
 from rules.engine import RuleEngine
 from wecom_sdk.client import RedisTokenCache, WeComClient
 
-__all__ = ["RESOURCES"]
+__all__ = ["RESOURCES", "review_settings"]
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -198,6 +204,36 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
         await client.close()
 
 
+def review_settings(config: Config) -> ReviewSettings:
+    """The review web's settings from ``[review]`` (and ``[alerts]``: whom 升级 goes to)."""
+    review = config.review
+    return ReviewSettings(
+        path=review.path,
+        idle_timeout_s=review.idle_timeout_min * 60,
+        secure_cookie=review.secure_cookie,
+        lockout_failures=review.lockout_failures,
+        lockout_window_s=review.lockout_minutes * 60,
+        escalate_to=config.alerts.escalate_to or config.alerts.managers,
+    )
+
+
+async def review_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The review web's services: accounts, sessions and lockouts (in Redis when configured),
+    over the writer and the outbox worker (an escalation from the web sends a card)."""
+    config = app[CONFIG]
+    clock = app[CLOCK]
+    app[REVIEW_SERVICES] = build_review_services(
+        review_settings(config),
+        writer=app[WRITER],
+        card_style=card_style(config),
+        wake_outbox=app[OUTBOX].wake,
+        redis=app.get(REDIS),
+        redis_prefix=config.storage.redis_prefix,
+        clock=lambda: datetime.fromtimestamp(clock(), UTC),
+    )
+    yield
+
+
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """The inbound pipeline over the resources above."""
     app[PIPELINE] = build_pipeline(
@@ -224,6 +260,7 @@ RESOURCES = (
     shared_state_ctx,
     rules_ctx,
     alerts_ctx,
+    review_ctx,
     pipeline_ctx,
     kf_ctx,
     services_ctx,

@@ -272,6 +272,10 @@ class TcpProxy:
                 inbound.close()
                 continue
             with self._lock:
+                if self._listener is not listener:  # cut while this one was being connected
+                    inbound.close()
+                    outbound.close()
+                    return
                 self._sockets |= {inbound, outbound}
             for a, b in ((inbound, outbound), (outbound, inbound)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
