@@ -54,17 +54,19 @@ services: venv
 	$(BIN)/python tests/support/services.py
 
 # The review web's browser test drives Debian's chromium through Playwright (Playwright's own
-# browser download is not used). Installed here when missing and we may (root + apt-get); else the
-# browser test is skipped, and says so.
+# browser download is not used), with a Chinese font for its screenshots (fonts-wqy-microhei).
+# Installed here when missing and we may (root + apt-get); else the browser test is skipped, and
+# says so.
 CHROMIUM ?= /usr/bin/chromium
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
 browser: venv
-	@if [ -x "$(CHROMIUM)" ]; then \
+	@if [ -x "$(CHROMIUM)" ] && fc-list 2>/dev/null | grep -qi wenquanyi; then \
 	  echo "==> browser test: $$($(CHROMIUM) --version 2>/dev/null)"; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "==> installing Debian's chromium for the browser test (apt-get, about a minute) ..."; \
-	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium > $(VENV)/apt.log 2>&1 || \
+	  echo "==> installing $(BROWSER_PACKAGES) for the browser test (apt-get, about a minute) ..."; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES) > $(VENV)/apt.log 2>&1 || \
 	    { apt-get update -q >> $(VENV)/apt.log 2>&1 && \
-	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >> $(VENV)/apt.log 2>&1; }; } && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES) >> $(VENV)/apt.log 2>&1; }; } && \
 	  echo "==> browser test: $$($(CHROMIUM) --version 2>/dev/null)" || \
 	  echo "==> chromium could not be installed (see $(VENV)/apt.log): the browser test will be skipped"; \
 	else \

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import ColumnElement, Connection, and_, func, select, true
 
 from monitor.archive.audit import AUDIT
+from monitor.review.auth import require_admin, services_of
 from monitor.review.case_view import ACTION_LABELS
-from monitor.review.keys import REVIEW_SERVICES, REVIEWER, Reviewer
+from monitor.review.render import render_page
 
 __all__ = ["AuditFilter", "AuditPage", "AuditRow", "add_audit_log_routes", "load_audit"]
 
@@ -136,10 +136,8 @@ def _row(r: Any) -> AuditRow:
 
 async def audit_page(request: web.Request) -> web.Response:
     """``GET /review/admin/audit``: admins only."""
-    reviewer: Reviewer = request[REVIEWER]
-    if not reviewer.is_admin:
-        raise web.HTTPForbidden(text="仅管理员可以查看审计日志")
-    services = request.config_dict[REVIEW_SERVICES]
+    require_admin(request)
+    services = services_of(request)
     wanted = AuditFilter.from_query(request.query)
 
     def read() -> AuditPage:
@@ -147,11 +145,7 @@ async def audit_page(request: web.Request) -> web.Response:
             return load_audit(conn, wanted)
 
     page = await asyncio.to_thread(read)
-    return aiohttp_jinja2.render_template(
-        "audit.html",
-        request,
-        {"page": page, "wanted": wanted, "base": services.settings.path},
-    )
+    return render_page(request, "audit.html", {"page": page, "wanted": wanted})
 
 
 def add_audit_log_routes(app: web.Application) -> None:

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import Connection, Engine
 
 from monitor.alerts import store
-from monitor.alerts.policy import AlertStatus
+from monitor.review.auth import client_address, current_reviewer, services_of
 from monitor.review.case_actions import ActionRequest, add_note, record_view, run_action
 from monitor.review.case_view import active_reviewers, load_cases
-from monitor.review.keys import REVIEW_SERVICES, REVIEWER, Reviewer
+from monitor.review.flash import done_flashes
 from monitor.review.queue import STATE_LABELS, QueueFilter, load_queue
-from monitor.review.services import ReviewServices
+from monitor.review.render import render_page
 from monitor.review.thread import MAX_SHOWN, load_thread
 from monitor.review.transitions import ActionRefused, CaseAction
 
@@ -32,25 +30,7 @@ __all__ = ["add_case_page_routes", "age", "conversation_url"]
 
 T = TypeVar("T")
 
-_DONE = {
-    CaseAction.CLAIM.value: "已认领该案件",
-    CaseAction.ASSIGN.value: "已改派",
-    CaseAction.RELEASE.value: "已释放该案件",
-    CaseAction.RESOLVE.value: "已标记为已处理",
-    CaseAction.FALSE_POSITIVE.value: "已标记为误报",
-    CaseAction.ESCALATE.value: "已升级，升级卡片已发出",
-    CaseAction.REOPEN.value: "已重新打开",
-    "note": "备注已保存",
-}
-"""Fixed texts for ``?done=<action>`` after a redirect: the query never reaches the page as is."""
-
 _CONFLICTS = frozenset({"claimed_by_other", "closed", "already_yours", "not_closed"})
-
-
-@dataclass(frozen=True, slots=True)
-class Flash:
-    kind: str
-    text: str
 
 
 def conversation_url(base: str, conversation_id: str) -> str:
@@ -74,38 +54,24 @@ async def _read(engine: Engine, work: Callable[[Connection], T]) -> T:
     return await asyncio.to_thread(run)
 
 
-def _services(request: web.Request) -> ReviewServices:
-    return request.config_dict[REVIEW_SERVICES]
-
-
-def _reviewer(request: web.Request) -> Reviewer:
-    reviewer: Reviewer = request[REVIEWER]
-    return reviewer
-
-
-def _address(request: web.Request) -> str:
-    return request.remote or ""
-
-
 async def queue_page(request: web.Request) -> web.Response:
     """``GET /review/``: open cases, most severe and oldest first, with filters and paging."""
-    services = _services(request)
+    services = services_of(request)
     wanted = QueueFilter.from_query(request.query)
     page = await _read(
         services.engine,
         lambda conn: load_queue(conn, wanted, page_size=services.settings.page_size),
     )
     reviewers = await _read(services.engine, active_reviewers)
-    return aiohttp_jinja2.render_template(
-        "queue.html",
+    return render_page(
         request,
+        "queue.html",
         {
             "page": page,
             "wanted": wanted,
             "states": STATE_LABELS,
             "reviewers": reviewers,
             "now": services.clock(),
-            "base": services.settings.path,
             "conversation_url": conversation_url,
             "age": age,
         },
@@ -127,7 +93,7 @@ async def _render_conversation(
     comment: str = "",
     status: int = 200,
 ) -> web.Response:
-    services = _services(request)
+    services = services_of(request)
     context = _context_size(request.query.get("context"), services.settings.context_messages)
     thread = await _read(
         services.engine, lambda conn: load_thread(conn, conversation_id, context=context)
@@ -135,33 +101,29 @@ async def _render_conversation(
     cases = await _read(services.engine, lambda conn: load_cases(conn, conversation_id))
     if not thread.total and not cases:
         raise web.HTTPNotFound(text="没有这个会话")
-    reviewer = _reviewer(request)
+    reviewer = current_reviewer(request)
     now = services.clock()
     await services.writer.run(
         lambda conn: record_view(
-            conn, conversation_id, actor=reviewer.username, now=now, address=_address(request)
+            conn, conversation_id, actor=reviewer.username, now=now, address=client_address(request)
         )
     )
     reviewers = await _read(services.engine, active_reviewers)
-    done = _DONE.get(request.query.get("done", ""))
-    flashes = [Flash("ok", done)] if done and error is None else []
-    return aiohttp_jinja2.render_template(
-        "conversation.html",
+    return render_page(
         request,
+        "conversation.html",
         {
             "conversation_id": conversation_id,
             "thread": thread,
             "cases": cases,
             "reviewers": reviewers,
-            "flashes": flashes,
+            "flashes": done_flashes(request) if error is None else [],
             "error_case": error_case,
             "error_message": error.message if error is not None else "",
             "comment": comment,
             "actions": CaseAction,
             "more_context": min(max(context, 1) * 4, MAX_SHOWN),
             "all_context": MAX_SHOWN,
-            "base": services.settings.path,
-            "closed_states": [s for s in AlertStatus if s.closed],
         },
         status=status,
     )
@@ -193,8 +155,8 @@ async def case_action(request: web.Request) -> web.StreamResponse:
         action = CaseAction(request.match_info["action"])
     except ValueError:
         raise web.HTTPNotFound(text="没有这个操作") from None
-    services = _services(request)
-    reviewer = _reviewer(request)
+    services = services_of(request)
+    reviewer = current_reviewer(request)
     form = await request.post()
     comment = str(form.get("comment", ""))
     req = ActionRequest(
@@ -205,7 +167,7 @@ async def case_action(request: web.Request) -> web.StreamResponse:
         now=services.clock(),
         comment=comment,
         assignee=str(form.get("assignee", "")),
-        address=_address(request),
+        address=client_address(request),
     )
     settings = services.settings
     outcome = await services.writer.run(
@@ -221,15 +183,20 @@ async def case_action(request: web.Request) -> web.StreamResponse:
 
 async def note_action(request: web.Request) -> web.StreamResponse:
     """``POST /review/cases/{alert_id}/note``: a reviewer's note on the case."""
-    services = _services(request)
-    reviewer = _reviewer(request)
+    services = services_of(request)
+    reviewer = current_reviewer(request)
     alert_id = request.match_info["alert_id"]
     form = await request.post()
     body = str(form.get("comment", ""))
     now = services.clock()
     refused = await services.writer.run(
         lambda conn: add_note(
-            conn, alert_id, author=reviewer.username, body=body, now=now, address=_address(request)
+            conn,
+            alert_id,
+            author=reviewer.username,
+            body=body,
+            now=now,
+            address=client_address(request),
         )
     )
     if refused is not None:
@@ -246,7 +213,7 @@ async def _conversation_of(engine: Engine, alert_id: str) -> str | None:
 async def _refused(
     request: web.Request, alert_id: str, refused: ActionRefused, comment: str
 ) -> web.Response:
-    conversation_id = await _conversation_of(_services(request).engine, alert_id)
+    conversation_id = await _conversation_of(services_of(request).engine, alert_id)
     if conversation_id is None:
         raise web.HTTPNotFound(text="案件不存在")
     return await _render_conversation(
@@ -261,7 +228,7 @@ async def _refused(
 
 def _back(request: web.Request, conversation_id: str, alert_id: str, done: str) -> web.HTTPSeeOther:
     """The redirect back to the case on its conversation page, saying what was done."""
-    base = _services(request).settings.path
+    base = services_of(request).settings.path
     return web.HTTPSeeOther(
         f"{conversation_url(base, conversation_id)}?done={done}#case-{alert_id}"
     )

@@ -27,6 +27,14 @@ DONE_TEXTS: dict[str, Flash] = {
     "logged_out": Flash("ok", "已退出登录。"),
     "user_added": Flash("ok", "账号已添加。"),
     "user_disabled": Flash("ok", "账号已停用，其登录会话已全部失效。"),
+    "claim": Flash("ok", "已认领该案件"),
+    "assign": Flash("ok", "已改派"),
+    "release": Flash("ok", "已释放该案件"),
+    "resolve": Flash("ok", "已标记为已处理"),
+    "false_positive": Flash("ok", "已标记为误报"),
+    "escalate": Flash("ok", "已升级，升级卡片已发出"),
+    "reopen": Flash("ok", "已重新打开"),
+    "note": Flash("ok", "备注已保存"),
 }
 """``?done=`` codes and what they show; add the codes your pages redirect with."""
 

@@ -49,8 +49,8 @@ AUDIENCES = {"customer": AlertKind.CUSTOMER_RISK, "staff": AlertKind.STAFF_MISCO
 class QueueFilter:
     """What the queue shows; every field empty = the open cases."""
 
-    state: str = "open"
-    """``open`` (待处理+已认领+已升级), ``all``, or one :class:`AlertStatus` value."""
+    state: str = "active"
+    """``active`` (未结案: 待处理+已认领+已升级), ``all``, or one :class:`AlertStatus` value."""
     severity: int | None = None
     """At least this severity (1..4)."""
     audience: str = ""
@@ -67,9 +67,9 @@ class QueueFilter:
     @classmethod
     def from_query(cls, query: Any) -> QueueFilter:
         """Parse the queue page's query string; bad values are ignored, never an error page."""
-        state = str(query.get("state", "open"))
-        if state not in ("open", "all", *(s.value for s in AlertStatus)):
-            state = "open"
+        state = str(query.get("state", "active"))
+        if state not in ("active", "all", *(s.value for s in AlertStatus)):
+            state = "active"
         audience = str(query.get("audience", ""))
         return cls(
             state=state,
@@ -139,6 +139,11 @@ class QueuePage:
     counts: dict[AlertStatus, int] = field(default_factory=dict)
     """Cases per state under every filter but the state one."""
 
+    @property
+    def active(self) -> int:
+        """Cases not closed yet (under every filter but the state one)."""
+        return sum(self.counts.get(status, 0) for status in OPEN_STATES)
+
 
 def load_queue(conn: Connection, wanted: QueueFilter, *, page_size: int) -> QueuePage:
     """The page of cases ``wanted`` asks for."""
@@ -188,7 +193,7 @@ def _conditions(wanted: QueueFilter) -> ColumnElement[bool]:
 def _state_condition(state: str) -> ColumnElement[bool]:
     if state == "all":
         return true()
-    if state == "open":
+    if state == "active":
         return ALERTS.c.status.in_([s.value for s in OPEN_STATES])
     return ALERTS.c.status == state
 

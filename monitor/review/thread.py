@@ -116,13 +116,14 @@ class Thread:
 
 
 def segments(text: str, spans: Iterable[tuple[int, int, str]]) -> tuple[Segment, ...]:
-    """``text`` cut into plain and marked pieces; overlapping or touching spans merge."""
+    """``text`` cut into plain and marked pieces: one mark per matched span, overlapping spans
+    merged into one (touching spans stay two marks, so every word is its own ``<mark>``)."""
     merged: list[list[Any]] = []
     for given_start, given_end, word in sorted(spans):
         start, end = max(0, given_start), min(len(text), given_end)
         if start >= end:
             continue
-        if merged and start <= merged[-1][1]:
+        if merged and start < merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
             if word not in merged[-1][2]:
                 merged[-1][2].append(word)

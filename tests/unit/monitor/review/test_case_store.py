@@ -259,6 +259,16 @@ async def test_claim_conflict_between_two_reviewers(
     assert isinstance(first, Transition)
     assert isinstance(second, ActionRefused) and second.code == "claimed_by_other"
     assert "li" in second.message
+
+    def ids(wanted: QueueFilter) -> list[str]:
+        return [
+            r.alert_id for r in _read(engine, lambda c: load_queue(c, wanted, page_size=9)).rows
+        ]
+
+    assert ids(QueueFilter(state="open")) == ["a2"]  # the status, not every active case
+    assert ids(QueueFilter(state="claimed")) == ids(QueueFilter(assignee="li")) == ["a1"]
+    assert ids(QueueFilter(assignee="-")) == ["a2"]
+    assert ids(QueueFilter()) == ["a2", "a1"]
     assign = ActionRequest("a1", CaseAction.ASSIGN, "li", False, now, assignee="nobody")
     refused = await writer.run(lambda c: run_action(c, assign, card_style=STYLE, escalate_to=()))
     assert isinstance(refused, ActionRefused) and refused.code == "unknown_assignee"

@@ -9,8 +9,13 @@ def test_segments_mark_each_span_of_the_original_text() -> None:
     text = "我要去12315投诉你们"
     out = segments(text, [(3, 8, "12315"), (8, 10, "投诉")])
     assert "".join(s.text for s in out) == text
-    # Touching spans merge into one mark naming both words.
-    assert out == (Segment("我要去"), Segment("12315投诉", True, "12315、投诉"), Segment("你们"))
+    # Touching spans stay two marks: every matched word is its own <mark>.
+    assert out == (
+        Segment("我要去"),
+        Segment("12315", True, "12315"),
+        Segment("投诉", True, "投诉"),
+        Segment("你们"),
+    )
 
 
 def test_segments_merge_overlaps_and_clip_bad_spans() -> None:
