@@ -6,7 +6,7 @@ import asyncio
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from aiohttp import web
@@ -15,6 +15,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select, true
 from monitor.archive.audit import AUDIT
 from monitor.review.auth import require_admin, services_of
 from monitor.review.case_view import ACTION_LABELS
+from monitor.review.params import date_param, day_range, int_param, text_param
 from monitor.review.render import render_page
 
 __all__ = ["AuditFilter", "AuditPage", "AuditRow", "add_audit_log_routes", "load_audit"]
@@ -42,20 +43,15 @@ class AuditFilter:
 
     @classmethod
     def from_query(cls, query: Any) -> AuditFilter:
-        def text(name: str) -> str:
-            return str(query.get(name, "")).strip()[:200]
-
-        def day(name: str) -> date | None:
-            try:
-                return date.fromisoformat(text(name)) if text(name) else None
-            except ValueError:
-                return None
-
-        try:
-            page = max(1, int(text("page") or 1))
-        except ValueError:
-            page = 1
-        return cls(text("actor"), text("action"), text("target"), day("since"), day("until"), page)
+        """Parse the page's query string; bad values are ignored."""
+        return cls(
+            actor=text_param(query.get("actor")),
+            action=text_param(query.get("action")),
+            target=text_param(query.get("target")),
+            since=date_param(query.get("since")),
+            until=date_param(query.get("until")),
+            page=int_param(query.get("page"), 1, 1_000_000) or 1,
+        )
 
     def query(self, **changes: Any) -> dict[str, str]:
         values = {
@@ -64,10 +60,10 @@ class AuditFilter:
             "target": self.target,
             "since": self.since.isoformat() if self.since else "",
             "until": self.until.isoformat() if self.until else "",
-            "page": str(self.page),
+            "page": "" if self.page == 1 else str(self.page),
         }
         values.update({key: str(value) for key, value in changes.items()})
-        return {key: value for key, value in values.items() if value and value != "1"}
+        return {key: value for key, value in values.items() if value}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,10 +114,7 @@ def _conditions(wanted: AuditFilter) -> ColumnElement[bool]:
         parts.append(AUDIT.c.action == wanted.action)
     if wanted.target:
         parts.append(AUDIT.c.target == wanted.target)
-    if wanted.since:
-        parts.append(AUDIT.c.at >= datetime.combine(wanted.since, time(), UTC))
-    if wanted.until:
-        parts.append(AUDIT.c.at < datetime.combine(wanted.until, time(), UTC) + timedelta(days=1))
+    parts.extend(day_range(AUDIT.c.at, wanted.since, wanted.until))
     return and_(true(), *parts)
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, func, select, true
 
 from monitor.alerts import store
 from monitor.alerts.policy import AlertKind, AlertStatus
+from monitor.review.params import date_param, day_range, int_param, text_param
 from rules.models import Severity
 
 __all__ = [
@@ -73,14 +74,14 @@ class QueueFilter:
         audience = str(query.get("audience", ""))
         return cls(
             state=state,
-            severity=_int(query.get("severity"), 1, 4),
+            severity=int_param(query.get("severity"), 1, 4),
             audience=audience if audience in AUDIENCES else "",
-            word=str(query.get("word", "")).strip()[:64],
-            staff=str(query.get("staff", "")).strip()[:128],
-            assignee=str(query.get("assignee", "")).strip()[:64],
-            since=_date(query.get("since")),
-            until=_date(query.get("until")),
-            page=_int(query.get("page"), 1, 1_000_000) or 1,
+            word=text_param(query.get("word"), 64),
+            staff=text_param(query.get("staff"), 128),
+            assignee=text_param(query.get("assignee"), 64),
+            since=date_param(query.get("since")),
+            until=date_param(query.get("until")),
+            page=int_param(query.get("page"), 1, 1_000_000) or 1,
         )
 
     def query(self, **changes: Any) -> dict[str, str]:
@@ -182,11 +183,7 @@ def _conditions(wanted: QueueFilter) -> ColumnElement[bool]:
         parts.append(ALERTS.c.staff_userid == wanted.staff)
     if wanted.assignee:
         parts.append(ALERTS.c.claimed_by == ("" if wanted.assignee == "-" else wanted.assignee))
-    if wanted.since is not None:
-        parts.append(ALERTS.c.first_at >= datetime.combine(wanted.since, time(), UTC))
-    if wanted.until is not None:
-        end = datetime.combine(wanted.until, time(), UTC) + timedelta(days=1)
-        parts.append(ALERTS.c.first_at < end)
+    parts.extend(day_range(ALERTS.c.first_at, wanted.since, wanted.until))
     return and_(true(), *parts)
 
 
@@ -214,20 +211,3 @@ def _row(r: Any) -> QueueRow:
         first_at=r.first_at,
         last_at=r.last_at,
     )
-
-
-def _int(raw: object, low: int, high: int) -> int | None:
-    try:
-        value = int(str(raw))
-    except (TypeError, ValueError):
-        return None
-    return value if low <= value <= high else None
-
-
-def _date(raw: object) -> date | None:
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(str(raw))
-    except ValueError:
-        return None

@@ -44,10 +44,10 @@ from tests.support.app import (
     text_xml,
     write_config,
 )
+from tests.support.callbacks import click_xml, post_inner, wait_calls
 from tests.support.waiting import until, until_async
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.testing.fake_api import Call, FakeWeCom
-from wecom_sdk.xmlsafe import render_xml
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -101,22 +101,6 @@ def crypto() -> MsgCrypto:
     return MsgCrypto(TOKEN, AES_KEY, CORP_ID)
 
 
-async def post_inner(client: TestClient[Any, Any], inner: bytes) -> int:
-    body, query = sealed_post(crypto(), inner)
-    resp = await client.post(PATH, params=query, data=body)
-    await resp.read()
-    return resp.status
-
-
-async def wait_calls(fake: FakeWeCom, path: str, count: int, timeout_s: float = 5.0) -> list[Call]:
-    deadline = time.monotonic() + timeout_s
-    while len(fake.calls_to(path)) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path}: {len(fake.calls_to(path))} calls, wanted {count}")
-        await asyncio.sleep(0.02)
-    return fake.calls_to(path)
-
-
 def deliveries(fake: FakeWeCom, path: str) -> list[Call]:
     """Every accepted call to ``path``, repeats included: a card sent twice counts twice even
     when WeCom's duplicate check keeps the manager from seeing it twice."""
@@ -140,23 +124,6 @@ async def outbox_settled(engine: Engine, timeout_s: float = 10.0) -> None:
         lambda: asyncio.to_thread(lambda: pending_outbox_rows(engine) == 0),
         "the outbox to have no pending row",
         timeout_s,
-    )
-
-
-def click_xml(user: str, key: str, task_id: str, code: str) -> bytes:
-    return render_xml(
-        {
-            "ToUserName": CORP_ID,
-            "FromUserName": user,
-            "CreateTime": int(time.time()),
-            "MsgType": "event",
-            "Event": "template_card_event",
-            "EventKey": key,
-            "TaskId": task_id,
-            "CardType": "button_interaction",
-            "ResponseCode": code,
-            "AgentID": int(AGENT_ID),
-        }
     )
 
 

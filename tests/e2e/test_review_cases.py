@@ -7,9 +7,7 @@ Runs on the embedded set-up (SQLite, no Redis) and the shared one (PostgreSQL + 
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
 from collections.abc import Awaitable, Callable
 from html import unescape
 from html.parser import HTMLParser
@@ -23,11 +21,10 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.config import Config
 from bot.web.app import create_app
 from bot.web.keys import WRITER
-from tests.support.app import AES_KEY, AGENT_ID, CORP_ID, TOKEN, make_config, sealed_post, text_xml
+from tests.support.app import CORP_ID, make_config, text_xml
+from tests.support.callbacks import click_xml, post_inner, wait_calls
 from tests.support.review import add_reviewer, login
-from wecom_sdk.crypto import MsgCrypto
-from wecom_sdk.testing.fake_api import Call, FakeWeCom
-from wecom_sdk.xmlsafe import render_xml
+from wecom_sdk.testing.fake_api import FakeWeCom
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -63,39 +60,6 @@ async def env(
     for name, role in (("li", "reviewer"), ("wang", "reviewer"), ("admin", "admin")):
         await add_reviewer(client.app[WRITER], name, PASSWORD, role=role)
     return client, wecom
-
-
-async def post_inner(client: TestClient[Any, Any], inner: bytes) -> int:
-    body, query = sealed_post(MsgCrypto(TOKEN, AES_KEY, CORP_ID), inner)
-    resp = await client.post(PATH, params=query, data=body)
-    await resp.read()
-    return resp.status
-
-
-async def wait_calls(fake: FakeWeCom, path: str, count: int, timeout_s: float = 5.0) -> list[Call]:
-    deadline = time.monotonic() + timeout_s
-    while len(fake.calls_to(path)) < count:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path}: {len(fake.calls_to(path))} calls, wanted {count}")
-        await asyncio.sleep(0.02)
-    return fake.calls_to(path)
-
-
-def click_xml(user: str, key: str, task_id: str, code: str) -> bytes:
-    return render_xml(
-        {
-            "ToUserName": CORP_ID,
-            "FromUserName": user,
-            "CreateTime": int(time.time()),
-            "MsgType": "event",
-            "Event": "template_card_event",
-            "EventKey": key,
-            "TaskId": task_id,
-            "CardType": "button_interaction",
-            "ResponseCode": code,
-            "AgentID": int(AGENT_ID),
-        }
-    )
 
 
 async def raise_alert(
