@@ -9,6 +9,7 @@ python run_bot.py rules scan [--conversation] (--rules PATH | --words FILE [--al
 python run_bot.py rules check PATH [PATH ...]
 python run_bot.py rules explain WORD
 python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config FILE]
+python run_bot.py rules sync-intercept [--dry-run] [--config FILE]
 python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
                                  [--config FILE] OUT
 python run_bot.py db upgrade [--config FILE]
@@ -147,6 +148,12 @@ def cmd_rules_backtest(args: argparse.Namespace) -> int:
     return backtest_command(args.paths, texts=texts, stdout=sys.stdout)
 
 
+def cmd_rules_sync_intercept(args: argparse.Namespace) -> int:
+    from bot.intercept_sync import sync_command
+
+    return sync_command(_load(args), dry_run=args.dry_run, stdout=sys.stdout, stderr=sys.stderr)
+
+
 def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     rules_p = sub.add_parser("rules", help="scan text with rules, validate rule files")
     rules_sub = rules_p.add_subparsers(dest="rules_command", required=True)
@@ -187,6 +194,18 @@ def add_rules_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--config", help="TOML config (default: config.toml, else config.example.toml)"
     )
     backtest_p.set_defaults(func=cmd_rules_backtest)
+
+    sync_p = rules_sub.add_parser(
+        "sync-intercept",
+        help="push the staff words to WeCom's own chat interception rules; print the diff",
+    )
+    sync_p.add_argument(
+        "--dry-run", action="store_true", help="print the diff, change nothing (reads only)"
+    )
+    sync_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    sync_p.set_defaults(func=cmd_rules_sync_intercept)
 
 
 def cmd_archive_export(args: argparse.Namespace) -> int:

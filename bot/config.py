@@ -200,10 +200,47 @@ class RulesConfig:
     paths: tuple[str, ...] = (SAMPLE_RULES,)
     #: Seconds between checks of the rule files for changes (hot reload; SIGHUP reloads at once).
     reload_interval_s: float = 2.0
+    #: Messages of one sender in one conversation matched as one text (a word split over them:
+    #: 维 / 权), the newest included; 0 or 1 turns the live window off.
+    split_window_messages: int = 3
+    #: Seconds (by the messages' create times) an earlier message stays in that window; 0 = off.
+    split_window_s: int = 120
+    #: ``rules sync-intercept``: who WeCom's own interception applies to. Members (userids) and
+    #: departments (ids); both empty = the whole company (department 1, WeCom's root department).
+    intercept_userids: tuple[str, ...] = ()
+    intercept_departments: tuple[int, ...] = ()
+    #: ``rules sync-intercept``: true = WeCom warns and blocks the message (intercept_type 1),
+    #: false = it only warns (intercept_type 2).
+    intercept_block: bool = True
+    #: ``rules sync-intercept``: WeCom's extra semantic checks: 1 phone numbers, 2 e-mail
+    #: addresses, 3 red packets.
+    intercept_semantics: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _check(bool(self.paths), "[rules].paths", "must name at least one rule file or folder")
         _check(self.reload_interval_s > 0, "[rules].reload_interval_s", "must be positive")
+        _check(self.split_window_messages >= 0, "[rules].split_window_messages", "must be >= 0")
+        _check(self.split_window_s >= 0, "[rules].split_window_s", "must be >= 0")
+        _check(
+            len(self.intercept_userids) <= 1000 and len(self.intercept_departments) <= 1000,
+            "[rules].intercept_userids",
+            "WeCom takes at most 1000 members and 1000 departments per rule",
+        )
+        _check(
+            all(d > 0 for d in self.intercept_departments),
+            "[rules].intercept_departments",
+            "must be positive department ids",
+        )
+        _check(
+            all(s in (1, 2, 3) for s in self.intercept_semantics),
+            "[rules].intercept_semantics",
+            "must list 1 (phone), 2 (e-mail) or 3 (red packet)",
+        )
+
+    @property
+    def split_window_on(self) -> bool:
+        """Whether the live pipeline matches words split over messages."""
+        return self.split_window_messages > 1 and self.split_window_s > 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -459,6 +496,10 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 
 
+#: Keys whose value is a list of integers (every other list holds strings).
+_INT_LISTS = frozenset({"intercept_departments", "intercept_semantics"})
+
+
 def _build_section(name: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(values) - set(known))
@@ -469,7 +510,15 @@ def _build_section(name: str, cls: type[Any], values: Mapping[str, Any]) -> Any:
         default = known[key].default
         if key == "agent_id" and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # TOML users naturally write the AgentId as a number
-        if isinstance(default, tuple):
+        if isinstance(default, tuple) and key in _INT_LISTS:
+            _check(
+                isinstance(value, list)
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+                f"[{name}].{key}",
+                "must be a list of integers",
+            )
+            value = tuple(value)
+        elif isinstance(default, tuple):
             _check(
                 isinstance(value, list) and all(isinstance(v, str) for v in value),
                 f"[{name}].{key}",

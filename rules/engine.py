@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
+from rules.conversation import ConversationHit, split_hits
 from rules.errors import RuleFileError
 from rules.hit_filters import token_bounds
 from rules.loader import load_rules, rule_files
@@ -164,6 +165,18 @@ class RuleEngine:
         if _active(result.reply, moment):
             return result
         return replace(result, reply=self._active_matcher(loaded, moment).match_reply(text))
+
+    def split_hits(
+        self, fragments: Sequence[tuple[int, str]], author: Audience = Audience.ANY
+    ) -> list[ConversationHit]:
+        """Words split over one sender's recent messages and completed by the newest one.
+
+        Args:
+            fragments: ``(index, text)`` of the sender's messages, oldest first, the newest last;
+                the caller holds them (the live window, :mod:`bot.inbound.split_window`).
+            author: who wrote them (selects the groups by audience).
+        """
+        return split_hits(self._loaded.matcher, fragments, author)
 
     def _active_matcher(self, loaded: _Loaded, moment: float) -> Matcher:
         active = tuple(r for r in loaded.rules.replies if _active(r, moment))

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from bot.config import Config
 from bot.inbound.chat_message import ChatMessage
-from monitor.archive.models import StoreEffect
+from monitor.archive.models import HitPart, StoreEffect
 from rules.models import Audience, Hit, Inspection
 from wecom_sdk.messages.callback import Message
 from wecom_sdk.replies import TextReply
@@ -93,6 +93,9 @@ class Context:
     after_store: list[Callable[[], None]] = field(default_factory=list)
     #: Extra values returned by filters (a filter may return a dict instead of ``True``).
     data: dict[str, Any] = field(default_factory=dict)
+    #: The pieces of each split hit among ``hits`` (a word spread over the sender's recent
+    #: messages, completed by this one), oldest first; set by the split stage.
+    hit_parts: dict[Hit, tuple[HitPart, ...]] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:

@@ -3,7 +3,12 @@
 Every stage has one signature, ``async def __call__(self, handler, msg, ctx)``, and calls ``handler``
 to continue (aiogram's onion). The order is written once, in ``build_pipeline``:
 
-    dedupe -> inspect (rules, reply cooldown) -> alerts -> archive (awaited group commit) -> router
+    dedupe -> inspect (rules, reply cooldown) -> split window -> alerts -> archive (awaited
+    group commit) -> router
+
+The split-window stage (``bot.inbound.split_window``, when ``[rules]`` turns it on) adds the
+hits of a word spread over the sender's last few messages to the inspection, so they are alerted
+and archived with the message that completed the word.
 
 The alert stage only attaches store effects (alert intake, card clicks) that the archive commits
 in the message's own transaction, so an acknowledged message always has its alert persisted.
@@ -72,7 +77,13 @@ def record_from_message(msg: Inbound, ctx: Context) -> InboundRecord:
         effects=ctx.effects,
         hits=tuple(
             ArchivedHit(
-                word=h.word, group=h.group, severity=int(h.severity), start=h.start, end=h.end
+                word=h.word,
+                group=h.group,
+                severity=int(h.severity),
+                start=h.start,
+                end=h.end,
+                via=h.via,
+                parts=ctx.hit_parts.get(h, ()),
             )
             for h in ctx.hits
         ),
@@ -211,9 +222,12 @@ def build_pipeline(
     router: Router,
     metrics: BotMetrics,
     alerts: Middleware | None = None,
+    split: Middleware | None = None,
 ) -> Pipeline:
     """The stage order, written once."""
     stages: list[Middleware] = [DedupeStage(dedupe, metrics), InspectStage(rules, cooldowns)]
+    if split is not None:
+        stages.append(split)
     if alerts is not None:
         stages.append(alerts)
     stages.append(ArchiveStage(archive, dedupe, metrics))

@@ -18,6 +18,7 @@ from bot.inbound.context import Services
 from bot.inbound.cooldowns import ReplyCooldowns
 from bot.inbound.dedupe import DedupeStore
 from bot.inbound.pipeline import Pipeline
+from bot.inbound.split_window import SplitWindow
 from bot.kf.puller import KfPuller
 from bot.shared_state import GuardedRedis
 from bot.web.metrics import BotMetrics
@@ -47,6 +48,7 @@ __all__ = [
     "RULES",
     "SANDBOX",
     "SERVICES",
+    "SPLIT_WINDOW",
     "WECOM",
     "WRITER",
 ]
@@ -60,6 +62,8 @@ ARCHIVE = web.AppKey("archive", Archive)
 REDIS = web.AppKey("redis", GuardedRedis)
 DEDUPE = web.AppKey("dedupe", DedupeStore)
 COOLDOWNS = web.AppKey("cooldowns", ReplyCooldowns)
+#: Each sender's recent messages (words split over them); absent when ``[rules]`` turns it off.
+SPLIT_WINDOW = web.AppKey("split_window", SplitWindow)
 PIPELINE = web.AppKey("pipeline", Pipeline)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
 METRICS = web.AppKey("metrics", BotMetrics)

@@ -1,6 +1,6 @@
 """The app's resources, each created and closed in one ``cleanup_ctx`` generator, in order:
 the Redis client (if configured), storage (engine + group-commit writer + archive), shared state
-(Redis or in-process: dedupe, reply cooldowns), rules (engine, file watcher, SIGHUP reload),
+(Redis or in-process: dedupe, reply cooldowns, the split-message window), rules (engine, file watcher, SIGHUP reload),
 alerts (WeCom client or sandbox, outbox worker), the review web's services (over the writer, the
 outbox and Redis), the pipeline that uses them all, the kf puller that feeds the pipeline, and
 last the handlers' services (which name the puller).
@@ -23,6 +23,12 @@ from bot.inbound.context import Services
 from bot.inbound.cooldowns import MemoryCooldowns, RedisCooldowns, ReplyCooldowns
 from bot.inbound.dedupe import DedupeStore, MemoryDedupe, RedisDedupe
 from bot.inbound.pipeline import build_pipeline
+from bot.inbound.split_window import (
+    MemorySplitWindow,
+    RedisSplitWindow,
+    SplitStage,
+    SplitWindow,
+)
 from bot.kf.resource import kf_ctx
 from bot.log import pipeline_log, server_log
 from bot.sandbox.transport import SandboxTransport
@@ -43,6 +49,7 @@ from bot.web.keys import (
     RULES,
     SANDBOX,
     SERVICES,
+    SPLIT_WINDOW,
     WECOM,
     WRITER,
 )
@@ -94,8 +101,8 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
-    """WeCom-retry dedupe and reply cooldowns: in Redis when configured (shared by workers),
-    else in-process."""
+    """WeCom-retry dedupe, reply cooldowns and the split-message window: in Redis when
+    configured (shared by workers), else in-process."""
     settings = app[CONFIG].storage
     redis = app.get(REDIS)
     dedupe: DedupeStore
@@ -110,6 +117,19 @@ async def shared_state_ctx(app: web.Application) -> AsyncIterator[None]:
         cooldowns = MemoryCooldowns()
     app[DEDUPE] = dedupe
     app[COOLDOWNS] = cooldowns
+    rules = app[CONFIG].rules
+    if rules.split_window_on:
+        window: SplitWindow
+        if redis is not None:
+            window = RedisSplitWindow(
+                redis,
+                prefix=settings.redis_prefix,
+                messages=rules.split_window_messages,
+                ttl_s=rules.split_window_s,
+            )
+        else:
+            window = MemorySplitWindow(messages=rules.split_window_messages)
+        app[SPLIT_WINDOW] = window
     try:
         yield
     finally:
@@ -236,6 +256,13 @@ async def review_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """The inbound pipeline over the resources above."""
+    window = app.get(SPLIT_WINDOW)
+    rules = app[CONFIG].rules
+    split = (
+        SplitStage(window, app[RULES], rules.split_window_messages, rules.split_window_s)
+        if window is not None
+        else None
+    )
     app[PIPELINE] = build_pipeline(
         archive=app[ARCHIVE],
         dedupe=app[DEDUPE],
@@ -244,6 +271,7 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
         router=app[ROUTER],
         metrics=app[METRICS],
         alerts=app[ALERT_STAGE],
+        split=split,
     )
     yield
 

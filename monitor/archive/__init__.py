@@ -5,7 +5,7 @@ writer, the idempotent store, read queries and streaming export.
 from __future__ import annotations
 
 from monitor.archive.database import make_engine, normalize_url
-from monitor.archive.models import ArchivedHit, HitRecord, InboundRecord, MessageRecord
+from monitor.archive.models import ArchivedHit, HitPart, HitRecord, InboundRecord, MessageRecord
 from monitor.archive.queries import ArchivedMessageHits, archived_texts, hits_of_message
 from monitor.archive.sandbox_log import SandboxCall, SandboxLog
 from monitor.archive.schema import SchemaUpgrade, create_schema, upgrade_schema
@@ -19,6 +19,7 @@ __all__ = [
     "ArchivedMessageHits",
     "BulkOp",
     "GroupCommitWriter",
+    "HitPart",
     "HitRecord",
     "InboundRecord",
     "MessageRecord",

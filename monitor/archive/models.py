@@ -6,6 +6,7 @@ them derive from :class:`monitor.tables.TableModel`.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -18,6 +19,7 @@ from monitor.tables import TableModel, UTCDateTime
 __all__ = [
     "DEDUPE_KEY_MAX",
     "ArchivedHit",
+    "HitPart",
     "HitRecord",
     "InboundRecord",
     "MessageRecord",
@@ -78,6 +80,13 @@ class HitRecord(TableModel, table=True):
     span_end: int
     """``content[span_start:span_end]`` is the matched text (Python str indices)."""
     rules_version: str
+    via: str | None = None
+    """How the span spells the word when not as itself (``rules.models.Hit.via``): ``pinyin``,
+    ``homophone``, ``initials``, ``lookalike``, ``numerals``, or ``split``."""
+    parts: str | None = Field(default=None, sa_type=Text)
+    """A split hit (``via = "split"``): every piece of the word, oldest message first, as JSON
+    ``[{"dedupe_key": ..., "start": s, "end": e}, ...]``; the last piece is this row's own span,
+    the others are spans of the sender's earlier messages (found by their dedupe key)."""
 
 
 class StoreEffect(Protocol):
@@ -92,6 +101,16 @@ class StoreEffect(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class HitPart:
+    """One piece of a word split over messages: ``content[start:end]`` of the message whose
+    dedupe key is ``dedupe_key``."""
+
+    dedupe_key: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
 class ArchivedHit:
     """A hit as the bot hands it to the archive, stored with its message in one transaction."""
 
@@ -100,6 +119,18 @@ class ArchivedHit:
     severity: int
     start: int
     end: int
+    via: str | None = None
+    #: A split hit's pieces, oldest first (the last one is this message's own span); else empty.
+    parts: tuple[HitPart, ...] = ()
+
+    def parts_json(self) -> str | None:
+        """``parts`` as the ``hit.parts`` column stores them (None when not split)."""
+        if not self.parts:
+            return None
+        return json.dumps(
+            [{"dedupe_key": p.dedupe_key, "start": p.start, "end": p.end} for p in self.parts],
+            ensure_ascii=False,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -251,6 +251,8 @@ class _StoreInbound:
                 "span_start": hit.start,
                 "span_end": hit.end,
                 "rules_version": row[_VERSION_INDEX],
+                "via": hit.via,
+                "parts": hit.parts_json(),
             }
             for key, index in first.items()
             if key in inserted

@@ -1,6 +1,7 @@
 """A conversation as the review page shows it: the messages around each hit, spans marked.
 
-Every matched span becomes a ``marked`` segment; the template wraps those in ``<mark>`` and
+Every matched span becomes a ``marked`` segment (each piece of a word split over messages is
+marked in the message it was written in); the template wraps those in ``<mark>`` and
 escapes every segment, so chat text is never markup. Long conversations show ``context``
 messages before and after each hit, with the gaps between windows counted so the reviewer can ask
 for more. Pure SQL reads on a Connection, plus pure helpers (:func:`segments`, :func:`windows`).
@@ -8,6 +9,7 @@ for more. Pure SQL reads on a Connection, plus pure helpers (:func:`segments`, :
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -156,14 +158,15 @@ def windows(total: int, hit_positions: Sequence[int], context: int) -> list[tupl
 def load_thread(conn: Connection, conversation_id: str, *, context: int) -> Thread:
     """The conversation's messages around its hits (all of them with ``context`` >= their count)."""
     order = (_MESSAGES.c.create_time, _MESSAGES.c.id)
-    ids = [
-        row.id
+    keyed = {
+        row.dedupe_key: row.id
         for row in conn.execute(
-            select(_MESSAGES.c.id)
+            select(_MESSAGES.c.id, _MESSAGES.c.dedupe_key)
             .where(_MESSAGES.c.conversation_id == conversation_id)
             .order_by(*order)
         )
-    ]
+    }
+    ids = list(keyed.values())
     hits_by_message: dict[int, list[ThreadHit]] = defaultdict(list)
     for hit in conn.execute(
         select(_HITS)
@@ -174,6 +177,10 @@ def load_thread(conn: Connection, conversation_id: str, *, context: int) -> Thre
         hits_by_message[hit.message_id].append(
             ThreadHit(hit.word, Severity(hit.severity), hit.span_start, hit.span_end)
         )
+        for message_id, start, end in _earlier_parts(hit, keyed):
+            hits_by_message[message_id].append(
+                ThreadHit(hit.word, Severity(hit.severity), start, end)
+            )
     positions = [i for i, message_id in enumerate(ids) if message_id in hits_by_message]
     ranges = windows(len(ids), positions or [len(ids) - 1], context) if ids else []
     shown_ids: list[int] = []
@@ -219,3 +226,20 @@ def _message(row: Any, hits: list[ThreadHit], recalled: bool) -> ThreadMessage:
         hits=tuple(hits),
         recalled=recalled,
     )
+
+
+def _earlier_parts(hit: Any, keyed: dict[str, int]) -> list[tuple[int, int, int]]:
+    """The pieces a split hit (``hit.parts``) has in the conversation's other messages, as
+    ``(message id, start, end)``, so each piece is marked where it was written."""
+    if not hit.parts:
+        return []
+    try:
+        parts = json.loads(hit.parts)
+    except ValueError:
+        return []
+    found = []
+    for part in parts:
+        message_id = keyed.get(part.get("dedupe_key"))
+        if message_id is not None and message_id != hit.message_id:
+            found.append((message_id, int(part["start"]), int(part["end"])))
+    return found

@@ -7,6 +7,7 @@ Tokens are cached (memory or Redis) and refreshed single-flight; errcodes become
 from __future__ import annotations
 
 from .caller import Caller
+from .externalcontact import ExternalContactApi
 from .kf import KfApi
 from .message import MessageApi
 from .models import SendResult, ServiceState, SyncResult
@@ -19,6 +20,7 @@ __all__ = [
     "DEFAULT_API_BASE",
     "AiohttpTransport",
     "Caller",
+    "ExternalContactApi",
     "KfApi",
     "MemoryTokenCache",
     "MessageApi",

@@ -19,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from ..errors import ApiError, ServiceUnavailable, TokenInvalid, TransportError, api_error
+from .externalcontact import ExternalContactApi
 from .kf import KfApi
 from .message import MessageApi
 from .models import log
@@ -114,6 +115,7 @@ class WeComClient:
         self.message = MessageApi(self)
         self.kf = KfApi(self)
         self.robot = RobotApi(self)
+        self.externalcontact = ExternalContactApi(self)
 
     def __repr__(self) -> str:
         return f"WeComClient(corp_id={self.corp_id!r}, agent_id={self.agent_id!r})"

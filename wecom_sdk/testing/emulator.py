@@ -10,7 +10,7 @@ The order of checks is WeCom's: unknown path (HTTP 404) or method (405); scripte
 500; then ``gettoken``'s query (41002/40013 corpid, 41004/40001 corpsecret) or, for the other
 endpoints, the credential (41001 missing, 40014 invalid, 42001 expired access_token; 93000 robot
 key), a scripted errcode, 47001 for a body that is not a JSON object, and the endpoint's own
-checks (:mod:`.message_endpoints`, :mod:`.kf_endpoints`).
+checks (:mod:`.message_endpoints`, :mod:`.kf_endpoints`, :mod:`.intercept_endpoints`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import Endpoint, Refusal
+from .intercept_endpoints import INTERCEPT_ENDPOINTS, INTERCEPT_GET_PATHS
 from .kf_endpoints import KF_ENDPOINTS
 from .message_endpoints import MESSAGE_ENDPOINTS
 from .records import Call, KfDelivery
@@ -32,8 +33,10 @@ from .state import EmulatorState
 __all__ = ["API_PATHS", "GETTOKEN", "CallHook", "Reply", "WeComEmulator", "norm_path"]
 
 GETTOKEN = "gettoken"
-_ENDPOINTS: dict[str, Endpoint] = {**MESSAGE_ENDPOINTS, **KF_ENDPOINTS}
-#: The POST endpoints the emulator answers (paths under /cgi-bin/).
+_ENDPOINTS: dict[str, Endpoint] = {**MESSAGE_ENDPOINTS, **KF_ENDPOINTS, **INTERCEPT_ENDPOINTS}
+#: Endpoints answered over GET without a body (besides gettoken); every other one is a POST.
+_GET_PATHS = INTERCEPT_GET_PATHS
+#: The API endpoints the emulator answers besides gettoken (paths under /cgi-bin/).
 API_PATHS = frozenset(_ENDPOINTS)
 
 CallHook = Callable[[Call], Awaitable[None]]
@@ -169,7 +172,7 @@ class WeComEmulator(EmulatorSettings):
         path = norm_path(path)
         if path != GETTOKEN and path not in _ENDPOINTS:
             return Reply(404)
-        if method != ("GET" if path == GETTOKEN else "POST"):
+        if method != ("GET" if path == GETTOKEN or path in _GET_PATHS else "POST"):
             return Reply(405)
         self._inflight[path] = self._inflight.get(path, 0) + 1
         self.max_concurrent[path] = max(self.max_concurrent.get(path, 0), self._inflight[path])
@@ -208,7 +211,7 @@ class WeComEmulator(EmulatorSettings):
         self, path: str, query: Mapping[str, str], raw: bytes | str | None
     ) -> Reply:
         credential = query.get("key" if path == "webhook/send" else "access_token", "")
-        body = _json_object(raw)
+        body = {} if path in _GET_PATHS else _json_object(raw)
         try:
             self._check_credential(path, credential)
             if queued := self._errors.get(path):

@@ -60,6 +60,8 @@ class EmulatorState:
     kf_refused: list[tuple[str, int, dict[str, Any]]] = field(default_factory=list)
     #: kf sends answered ok without delivering (msgid already delivered).
     kf_duplicates: int = 0
+    #: Chat interception rules (管理聊天敏感词) by rule_id, as ``get_intercept_rule`` shows them.
+    intercept_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- access tokens -----------------------------------------------------------------------
     def keep_token(self, token: str) -> None:

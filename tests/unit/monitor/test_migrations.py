@@ -142,7 +142,8 @@ def adopted(
     before: dict[str, list[tuple[Any, ...]]], *, skip: str = ""
 ) -> dict[str, list[tuple[Any, ...]]]:
     """What an old database's rows look like at head: the same, but ``alert_audit``'s rows moved
-    to ``audit_event`` (0002), and the tables the old database lacked there, empty."""
+    to ``audit_event`` (0002), hits with an empty ``via`` and ``parts`` (0003b), and the tables the
+    old database lacked there, empty."""
     after = {name: rows for name, rows in before.items() if name != "alert_audit"}
     after["audit_event"] = [
         (index, at, user, source, action, alert_id, _detail(old_before, old_after), "")
@@ -150,6 +151,8 @@ def adopted(
             before.get("alert_audit", []), start=1
         )
     ]
+    # 0003b: hits gained ``via`` and ``parts``, empty on the rows stored before.
+    after["hit"] = [(*row, None, None) for row in before.get("hit", [])]
     for name in METADATA.tables:
         after.setdefault(name, [])
     after.pop(skip, None)
