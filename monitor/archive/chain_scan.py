@@ -1,0 +1,75 @@
+"""Reading chained rows back, in id order, as (id, digest) pairs: one pass, a page at a time.
+
+The verifier compares these with the blocks; the migration that started the chains made its
+genesis blocks from them. Both pass the tables in (the migration its own spelled-out ones), and
+digests come from :mod:`monitor.archive.chain`, so a row is digested the same way it was when its
+block was written.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table, select
+
+from monitor.archive.chain import HIT_FIELDS, MESSAGE_FIELDS, message_digest
+
+__all__ = ["PAGE_ROWS", "scan_messages", "scan_rows"]
+
+PAGE_ROWS = 1000
+"""Rows fetched per round trip (server-side cursors on PostgreSQL)."""
+
+# Per statement: Connection.execution_options() would change the connection itself, and every
+# later statement on it (the migration's INSERTs) would go through a server-side cursor too.
+_STREAM = {"yield_per": PAGE_ROWS}
+
+RowDigest = tuple[int, str]
+
+
+def scan_rows(
+    conn: Connection,
+    table: Table,
+    fields: Sequence[str],
+    digest: Callable[[Sequence[Any]], str],
+) -> Iterator[RowDigest]:
+    """Every row of ``table`` in id order, digested over ``fields`` (in that order)."""
+    query = select(table.c.id, *(table.c[name] for name in fields)).order_by(table.c.id)
+    for row in conn.execute(query, execution_options=_STREAM):
+        yield int(row[0]), digest(row[1:])
+
+
+def scan_messages(
+    conn: Connection, message: Table, hit: Table, orphans: list[int] | None = None
+) -> Iterator[RowDigest]:
+    """Every message in id order, digested with its hits.
+
+    Hits whose ``message_id`` names no message are skipped; their ids go to ``orphans`` if given.
+    """
+    messages = conn.execute(
+        select(message.c.id, *(message.c[name] for name in MESSAGE_FIELDS)).order_by(message.c.id),
+        execution_options=_STREAM,
+    )
+    hits = iter(
+        conn.execute(
+            select(hit.c.message_id, hit.c.id, *(hit.c[name] for name in HIT_FIELDS)).order_by(
+                hit.c.message_id, hit.c.id
+            ),
+            execution_options=_STREAM,
+        )
+    )
+    pending = next(hits, None)
+    for row in messages:
+        message_id = int(row[0])
+        own: list[Sequence[Any]] = []
+        while pending is not None and pending[0] <= message_id:
+            if pending[0] == message_id:
+                own.append(pending[2:])
+            elif orphans is not None:
+                orphans.append(int(pending[1]))
+            pending = next(hits, None)
+        yield message_id, message_digest(row[1:], own)
+    while pending is not None:  # hits past the last message
+        if orphans is not None:
+            orphans.append(int(pending[1]))
+        pending = next(hits, None)

@@ -1,0 +1,164 @@
+"""The tamper-evident hash chains: blocks, a head row per chain, and the daily anchor claims.
+
+Revision ID: 0003
+Revises: 0002
+
+Every row already stored joins its chain here, so ``run_bot.py archive verify`` passes right after
+the upgrade: the messages (with their hits) and flags go into the ``archive`` chain, the audit rows
+into the ``audit`` chain, in id order, as genesis blocks of at most :data:`GENESIS_ROWS` rows each
+(one block per chain for most databases; a big archive gets several, so no block is huge). Both
+head rows are made even for an empty database, so appends always find a row to lock. No row is
+changed or lost. A downgrade drops the chain tables (and with them the chains).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from itertools import chain as chained
+
+import sqlalchemy as sa
+from alembic import op
+
+from monitor.archive.chain import (
+    AUDIT_FIELDS,
+    FLAG_FIELDS,
+    ZERO_HASH,
+    Entry,
+    audit_digest,
+    block_hash,
+    encode_entries,
+    flag_digest,
+)
+from monitor.archive.chain_scan import scan_messages, scan_rows
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | tuple[str, ...] | None = None
+depends_on: str | tuple[str, ...] | None = None
+
+GENESIS_ROWS = 10_000
+"""Rows per genesis block."""
+
+_AT = sa.DateTime(timezone=True)
+_OLD = sa.MetaData()
+
+# The chained tables as they are at this revision (only the columns read here).
+_MESSAGE = sa.Table(
+    "message",
+    _OLD,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    *(
+        sa.Column(name, sa.Integer() if name == "create_time" else sa.Text())
+        for name in (
+            "dedupe_key",
+            "channel",
+            "msg_type",
+            "event",
+            "from_user",
+            "to_user",
+            "agent_id",
+            "create_time",
+            "content",
+            "raw",
+        )
+    ),
+    sa.Column("received_at", _AT),
+    *(sa.Column(name, sa.Text()) for name in ("rules_version", "conversation_id", "direction")),
+)
+_HIT = sa.Table(
+    "hit",
+    _OLD,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("message_id", sa.Integer()),
+    sa.Column("word", sa.Text()),
+    sa.Column("rule_group", sa.Text()),
+    sa.Column("severity", sa.Integer()),
+    sa.Column("span_start", sa.Integer()),
+    sa.Column("span_end", sa.Integer()),
+    sa.Column("rules_version", sa.Text()),
+)
+_FLAG = sa.Table(
+    "message_flag",
+    _OLD,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    *(sa.Column(name, sa.Text()) for name in FLAG_FIELDS if name != "created_at"),
+    sa.Column("created_at", _AT),
+)
+_AUDIT = sa.Table(
+    "audit_event",
+    _OLD,
+    sa.Column("id", sa.Integer(), primary_key=True),
+    sa.Column("at", _AT),
+    *(sa.Column(name, sa.Text()) for name in AUDIT_FIELDS if name != "at"),
+)
+
+
+def upgrade() -> None:
+    blocks = op.create_table(
+        "chain_block",
+        sa.Column("chain", sa.String(16), nullable=False),
+        sa.Column("seq", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("block_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", _AT, nullable=False),
+        sa.Column("entries", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("chain", "seq"),
+    )
+    heads = op.create_table(
+        "chain_head",
+        sa.Column("chain", sa.String(16), primary_key=True),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("block_hash", sa.String(64), nullable=False),
+    )
+    op.create_table(
+        "chain_anchor",
+        sa.Column("day", sa.String(10), primary_key=True),
+        sa.Column("owner", sa.String(64), nullable=False),
+        sa.Column("lease_until", _AT, nullable=False),
+        sa.Column("posted_at", _AT, nullable=True),
+    )
+    bind = op.get_bind()
+    now = datetime.now(UTC)
+    archive = _entries(scan_messages(bind, _MESSAGE, _HIT), "message")
+    flags = _entries(scan_rows(bind, _FLAG, FLAG_FIELDS, flag_digest), "message_flag")
+    audit = _entries(scan_rows(bind, _AUDIT, AUDIT_FIELDS, audit_digest), "audit_event")
+    for chain, entries in (("archive", chained(archive, flags)), ("audit", audit)):
+        seq, prev = 0, ZERO_HASH
+        for chunk in _chunks(entries, GENESIS_ROWS):
+            seq += 1
+            text = encode_entries(chunk)
+            digest = block_hash(chain, seq, prev, now, text)
+            bind.execute(
+                sa.insert(blocks),
+                {
+                    "chain": chain,
+                    "seq": seq,
+                    "prev_hash": prev,
+                    "block_hash": digest,
+                    "created_at": now,
+                    "entries": text,
+                },
+            )
+            prev = digest
+        bind.execute(sa.insert(heads), {"chain": chain, "seq": seq, "block_hash": prev})
+
+
+def _entries(rows: Iterable[tuple[int, str]], table: str) -> Iterator[Entry]:
+    return (Entry(table, row_id, digest) for row_id, digest in rows)
+
+
+def _chunks(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
+    chunk: list[Entry] = []
+    for entry in entries:
+        chunk.append(entry)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def downgrade() -> None:
+    for table in ("chain_anchor", "chain_head", "chain_block"):
+        op.drop_table(table)
