@@ -8,7 +8,7 @@ block was written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Table, select
@@ -32,32 +32,35 @@ def scan_rows(
     table: Table,
     fields: Sequence[str],
     digest: Callable[[Sequence[Any]], str],
-) -> Iterator[RowDigest]:
+) -> Generator[RowDigest, None, None]:
     """Every row of ``table`` in id order, digested over ``fields`` (in that order)."""
     query = select(table.c.id, *(table.c[name] for name in fields)).order_by(table.c.id)
-    for row in conn.execute(query, execution_options=_STREAM):
-        yield int(row[0]), digest(row[1:])
+    with conn.execute(query, execution_options=_STREAM) as rows:
+        for row in rows:
+            yield int(row[0]), digest(row[1:])
 
 
 def scan_messages(
     conn: Connection, message: Table, hit: Table, orphans: list[int] | None = None
-) -> Iterator[RowDigest]:
+) -> Generator[RowDigest, None, None]:
     """Every message in id order, digested with its hits.
 
     Hits whose ``message_id`` names no message are skipped; their ids go to ``orphans`` if given.
     """
-    messages = conn.execute(
-        select(message.c.id, *(message.c[name] for name in MESSAGE_FIELDS)).order_by(message.c.id),
-        execution_options=_STREAM,
-    )
-    hits = iter(
+    messages_query = select(message.c.id, *(message.c[name] for name in MESSAGE_FIELDS))
+    hits_query = select(hit.c.message_id, hit.c.id, *(hit.c[name] for name in HIT_FIELDS))
+    with (
+        conn.execute(messages_query.order_by(message.c.id), execution_options=_STREAM) as messages,
         conn.execute(
-            select(hit.c.message_id, hit.c.id, *(hit.c[name] for name in HIT_FIELDS)).order_by(
-                hit.c.message_id, hit.c.id
-            ),
-            execution_options=_STREAM,
-        )
-    )
+            hits_query.order_by(hit.c.message_id, hit.c.id), execution_options=_STREAM
+        ) as hit_rows,
+    ):
+        yield from _merged(messages, iter(hit_rows), orphans)
+
+
+def _merged(
+    messages: Iterable[Sequence[Any]], hits: Iterator[Sequence[Any]], orphans: list[int] | None
+) -> Generator[RowDigest, None, None]:
     pending = next(hits, None)
     for row in messages:
         message_id = int(row[0])

@@ -18,7 +18,7 @@ every block was read, so they are reported when all blocks checked out.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
@@ -132,7 +132,7 @@ class ChainReport:
 class _Rows:
     """One table's rows in id order, read as far as the blocks need them."""
 
-    def __init__(self, rows: Iterator[RowDigest]) -> None:
+    def __init__(self, rows: Generator[RowDigest, None, None]) -> None:
         self._rows = rows
         self._ahead: dict[int, tuple[str, int]] = {}  # id -> (digest, block being checked)
         self._last: float = -math.inf  # the highest id read
@@ -148,6 +148,10 @@ class _Rows:
             self._last = row[0]
         found = self._ahead.pop(row_id, None)
         return None if found is None else found[0]
+
+    def close(self) -> None:
+        """Stop reading (closes the table's cursor)."""
+        self._rows.close()
 
     def unclaimed(self, last_seq: int) -> tuple[int, int] | None:
         """The first row no block claimed, as (the block it sits after, its id)."""
@@ -188,6 +192,10 @@ class _Walk:
         self.streams = _streams(conn, chain, self.orphans)
         self.rows = dict.fromkeys(CHAIN_TABLES[chain], 0)
         self.last = Head(0, ZERO_HASH)
+
+    def close(self) -> None:
+        for stream in self.streams.values():
+            stream.close()
 
     def problem(self, kind: ProblemKind, seq: int, entry: Entry | None = None) -> Problem:
         if entry is None:
@@ -255,15 +263,18 @@ def verify_chain(conn: Connection, chain: Chain, tick: Tick | None = None) -> Ch
     walk = _Walk(conn, chain)
     query = select(*_BLOCK_COLUMNS).where(BLOCKS.c.chain == chain.value).order_by(BLOCKS.c.seq)
     problem: Problem | None = None
-    blocks = conn.execute(query, execution_options={"yield_per": _BLOCK_PAGE})
-    for seq, prev_hash, digest, created_at, text in blocks:
-        problem = walk.block(seq, prev_hash, digest, created_at, text)
-        if problem is not None:
-            break
-        if tick is not None:
-            tick(1)
-    else:
-        problem = walk.end(head)
+    try:
+        with conn.execute(query, execution_options={"yield_per": _BLOCK_PAGE}) as blocks:
+            for seq, prev_hash, digest, created_at, text in blocks:
+                problem = walk.block(seq, prev_hash, digest, created_at, text)
+                if problem is not None:
+                    break
+                if tick is not None:
+                    tick(1)
+            else:
+                problem = walk.end(head)
+    finally:
+        walk.close()
     return ChainReport(chain, walk.last.seq, walk.rows, head, problem)
 
 
