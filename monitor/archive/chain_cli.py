@@ -50,9 +50,14 @@ def describe(report: ChainReport) -> str:
         return report.problem.describe()
     counts = ", ".join(f"{n} {table}" for table, n in report.rows.items())
     return (
-        f"{report.chain} chain intact: {report.blocks} blocks, {sum(report.rows.values())} rows "
-        f"({counts}), head {report.head.seq} {report.head.block_hash}"
+        f"{report.chain} chain intact: {_count(report.blocks, 'block')}, "
+        f"{_count(sum(report.rows.values()), 'row')} ({counts}), "
+        f"head {report.head.seq} {report.head.block_hash}"
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def verify_command(database_url: str, *, stdout: TextIO, stderr: TextIO) -> int:
