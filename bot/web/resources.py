@@ -1,8 +1,9 @@
 """The app's resources, each created and closed in one ``cleanup_ctx`` generator, in order:
 the Redis client (if configured), storage (engine + group-commit writer + archive), shared state
 (Redis or in-process: dedupe, reply cooldowns), rules (engine, file watcher, SIGHUP reload),
-alerts (WeCom client or sandbox, outbox worker), the pipeline that uses them all, the kf puller
-that feeds the pipeline, and last the handlers' services (which name the puller).
+alerts (WeCom client or sandbox, outbox worker), the daily chain anchor (when configured), the
+pipeline that uses them all, the kf puller that feeds the pipeline, and last the handlers'
+services (which name the puller).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from bot.web.keys import (
 from monitor.alerts.outbox import OutboxSettings, OutboxWorker
 from monitor.alerts.policy import RateLimit
 from monitor.archive import Archive, GroupCommitWriter, create_schema, make_engine
+from monitor.archive.anchor import ChainAnchor
 from monitor.archive.sandbox_log import SandboxLog
 from rules.engine import RuleEngine
 from wecom_sdk.client import RedisTokenCache, WeComClient
@@ -198,6 +200,22 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
         await client.close()
 
 
+async def anchor_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The daily post of the hash chains' heads to ``[archive].anchor_chat`` (if set)."""
+    chat = app[CONFIG].archive.anchor_chat
+    if not chat:
+        yield
+        return
+    anchor = ChainAnchor(app[WRITER], app[WECOM].appchat, chat)
+    task = asyncio.create_task(anchor.run(), name="sentinel-chain-anchor")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
     """The inbound pipeline over the resources above."""
     app[PIPELINE] = build_pipeline(
@@ -224,6 +242,7 @@ RESOURCES = (
     shared_state_ctx,
     rules_ctx,
     alerts_ctx,
+    anchor_ctx,
     pipeline_ctx,
     kf_ctx,
     services_ctx,

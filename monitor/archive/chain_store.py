@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, event, insert, sele
 from monitor.archive.chain import ZERO_HASH, Chain, Entry, block_hash, encode_entries
 from monitor.archive.chain_models import ChainBlockRecord, ChainHeadRecord
 from monitor.archive.upsert import insert_ignore
-from monitor.log import storage_log
+from monitor.log import chain_log
 
 __all__ = ["BLOCKS", "HEADS", "Head", "append_block", "chain_rows", "read_heads"]
 
@@ -109,7 +109,7 @@ def _lock_head(conn: Connection, chain: Chain) -> Head:
     last = conn.execute(_LAST_BLOCK, {"chain": chain}).first()
     seq, digest = (int(last[0]), str(last[1])) if last is not None else (0, ZERO_HASH)
     if last is not None:
-        storage_log.warning("%s chain head row missing: continuing after block %d", chain, seq)
+        chain_log.warning("%s chain head row missing: continuing after block %d", chain, seq)
     conn.execute(
         insert_ignore(conn.dialect, HEADS, ["chain"]),
         {"chain": chain, "seq": seq, "block_hash": digest},
