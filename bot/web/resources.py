@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -53,6 +54,18 @@ from rules.engine import RuleEngine
 from wecom_sdk.client import RedisTokenCache, WeComClient
 
 __all__ = ["RESOURCES"]
+
+
+@contextlib.asynccontextmanager
+async def _running(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """``job`` as a background task for the body's duration; cancelled and awaited after it."""
+    task = asyncio.create_task(job, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -190,13 +203,10 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[OUTBOX] = worker
     app[ALERT_STAGE] = AlertStage(policies, style, app[METRICS], worker.wake)
-    task = asyncio.create_task(worker.run(), name="sentinel-outbox")
     try:
-        yield
+        async with _running(worker.run(), "sentinel-outbox"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await client.close()
 
 
@@ -207,13 +217,8 @@ async def anchor_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     anchor = ChainAnchor(app[WRITER], app[WECOM].appchat, chat)
-    task = asyncio.create_task(anchor.run(), name="sentinel-chain-anchor")
-    try:
+    async with _running(anchor.run(), "sentinel-chain-anchor"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -90,6 +90,8 @@ FLAG_FIELDS = ("dedupe_key", "flag", "detail", "source_key", "created_at")
 AUDIT_FIELDS = ("at", "actor", "source", "action", "target", "detail", "address")
 """The ``audit_event`` columns in an audit row's canonical form."""
 
+_HIT_KEYS = sorted((name, index) for index, name in enumerate(HIT_FIELDS))
+
 TABLE_CODES = {"message": "m", "message_flag": "f", "audit_event": "a"}
 """Table name -> its one-letter code in block entries (the order entries are sorted in)."""
 _TABLES = {code: table for table, code in TABLE_CODES.items()}
@@ -104,22 +106,26 @@ CHAIN_TABLES: Mapping[Chain, tuple[str, ...]] = {
 _HEX = frozenset("0123456789abcdef")
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat()
-    return value
+def _plain(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat()
+
+
+# Keys are put in order here, not by sort_keys: that costs the encoder more than the rest of a
+# digest (this runs once per stored message, on the writer thread).
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def canonical(table: str, values: Mapping[str, Any]) -> bytes:
-    """The canonical form of one row of ``table``: its column values (no id) as compact JSON."""
-    form = {name: _plain(value) for name, value in values.items()}
-    form["table"] = table
-    # surrogatepass: a lone surrogate could never have been stored, but must not crash a digest.
-    return json.dumps(form, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
-        "utf-8", "surrogatepass"
-    )
+    """The canonical form of one row of ``table``: its column values (no id) as compact JSON.
+
+    Nested objects (a message's hits) must already have their keys in sorted order.
+    """
+    form = {**values, "table": table}
+    return _ENCODE(
+        {key: _plain(v) if isinstance(v := form[key], datetime) else v for key in sorted(form)}
+    ).encode("utf-8", "surrogatepass")  # a lone surrogate cannot be stored; it must not crash
 
 
 def _digest(data: bytes) -> str:
@@ -131,7 +137,7 @@ def message_digest(values: Sequence[Any], hits: Iterable[Sequence[Any]] = ()) ->
     :data:`HIT_FIELDS` order (any order of hits: they are sorted here)."""
     form: dict[str, Any] = dict(zip(MESSAGE_FIELDS, values, strict=True))
     form["hits"] = [
-        dict(zip(HIT_FIELDS, hit, strict=True))
+        {name: hit[index] for name, index in _HIT_KEYS}
         for hit in sorted(tuple(hit) for hit in hits)  # plain values: ints and strings
     ]
     return _digest(canonical("message", form))
@@ -189,4 +195,4 @@ def decode_entries(text: str) -> list[Entry]:
 def block_hash(chain: str, seq: int, prev_hash: str, created_at: datetime, entries: str) -> str:
     """The hash of block ``seq`` of ``chain``; ``entries`` as :func:`encode_entries` made them."""
     header = [FORMAT, chain, seq, prev_hash, _plain(created_at), entries]
-    return _digest(json.dumps(header, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    return _digest(_ENCODE(header).encode("utf-8"))

@@ -16,6 +16,7 @@ from bot.web.app import create_app
 from monitor.archive import make_engine
 from monitor.archive.verify import verify_database
 from tests.support.app import AES_KEY, CORP_ID, TOKEN, make_config, sealed_post, text_xml
+from tests.support.waiting import until
 from tests.unit.monitor.test_chain_anchor import CHAT
 from wecom_sdk.crypto import MsgCrypto
 from wecom_sdk.testing.fake_api import FakeWeCom
@@ -55,28 +56,22 @@ async def test_the_bot_posts_the_heads_to_the_anchor_chat(
     )
     body, query = sealed_post(MsgCrypto(TOKEN, AES_KEY, CORP_ID), text_xml("你好", msg_id=1001))
     assert (await client.post("/wecom/callback", params=query, data=body)).status == 200
-    for _ in range(500):
-        if fake.calls_to("appchat/send"):
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: fake.calls_to("appchat/send"), "the anchor post")
     [call] = fake.calls_to("appchat/send")
     assert call.body["chatid"] == CHAT
     lines = call.body["text"]["content"].splitlines()
     assert lines[0].startswith("wecom-sentinel hash chain heads, ")
     assert [line.split()[0] for line in lines[1:]] == ["archive", "audit"]
     engine = make_engine(database_url)
-    try:
-        for _ in range(500):  # the audit row commits right after WeCom's answer
-            with engine.connect() as conn:
-                details = (
-                    conn.execute(text("SELECT detail FROM audit_event WHERE action = 'anchor'"))
-                    .scalars()
-                    .all()
-                )
-            if details:
-                break
-            await asyncio.sleep(0.01)
-        [detail] = [json.loads(d) for d in details]
+
+    def anchor_details() -> list[str]:
+        with engine.connect() as conn:
+            query = text("SELECT detail FROM audit_event WHERE action = 'anchor'")
+            return list(conn.execute(query).scalars())
+
+    try:  # the audit row commits right after WeCom's answer
+        await until(anchor_details, "the anchor's audit row")
+        [detail] = [json.loads(d) for d in anchor_details()]
         posted = {line.split()[0]: line.split()[1:] for line in lines[1:]}
         assert {
             chain: [str(h["seq"]), h["hash"]] for chain, h in detail.items() if chain != "day"

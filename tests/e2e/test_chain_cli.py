@@ -11,13 +11,12 @@ import struct
 import subprocess
 import sys
 import termios
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-from monitor.archive import Archive, GroupCommitWriter, create_schema, make_engine
+from monitor.archive import Archive, GroupCommitWriter
 from monitor.archive.audit import record_audit_event
 from tests.support.app import write_config
 from tests.support.paths import REPO
@@ -41,11 +40,8 @@ def run(
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def engine(schema_engine: Engine) -> Engine:
+    return schema_engine
 
 
 @pytest.fixture

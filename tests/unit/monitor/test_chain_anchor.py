@@ -19,6 +19,7 @@ from monitor.archive.anchor import Anchor, ChainAnchor, anchor_text
 from monitor.archive.chain import Chain
 from monitor.archive.chain_store import Head, read_heads
 from monitor.archive.verify import verify_database
+from tests.support.waiting import until
 from tests.unit.monitor.test_chain_verify import record
 from wecom_sdk.client import WeComClient
 from wecom_sdk.testing.fake_api import FakeWeCom
@@ -175,15 +176,9 @@ async def test_run_posts_at_once_and_keeps_checking(
     anchor = ChainAnchor(writers[0], client.appchat, CHAT, clock=clock, check_interval_s=0.01)
     task = asyncio.create_task(anchor.run())
     try:
-        for _ in range(500):
-            if fake.calls_to("appchat/send"):
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: fake.calls_to("appchat/send"), "the first post")
         clock.now += timedelta(days=1)
-        for _ in range(500):
-            if len(fake.calls_to("appchat/send")) == 2:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: len(fake.calls_to("appchat/send")) == 2, "the next day's post")
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

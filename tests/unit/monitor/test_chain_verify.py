@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -22,8 +21,6 @@ from monitor.archive import (
     ArchivedHit,
     GroupCommitWriter,
     InboundRecord,
-    create_schema,
-    make_engine,
 )
 from monitor.archive.audit import AuditEvent, record_audit_event
 from monitor.archive.chain import Chain, Entry, block_hash, decode_entries, encode_entries
@@ -89,11 +86,8 @@ class Built:
 
 
 @pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    create_schema(eng)
-    yield eng
-    eng.dispose()
+def engine(schema_engine: Engine) -> Engine:
+    return schema_engine
 
 
 @pytest.fixture

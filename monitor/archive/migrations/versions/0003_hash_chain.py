@@ -23,6 +23,8 @@ from alembic import op
 from monitor.archive.chain import (
     AUDIT_FIELDS,
     FLAG_FIELDS,
+    HIT_FIELDS,
+    MESSAGE_FIELDS,
     ZERO_HASH,
     Entry,
     audit_digest,
@@ -43,55 +45,24 @@ GENESIS_ROWS = 10_000
 _AT = sa.DateTime(timezone=True)
 _OLD = sa.MetaData()
 
-# The chained tables as they are at this revision (only the columns read here).
-_MESSAGE = sa.Table(
-    "message",
-    _OLD,
-    sa.Column("id", sa.Integer(), primary_key=True),
-    *(
-        sa.Column(name, sa.Integer() if name == "create_time" else sa.Text())
-        for name in (
-            "dedupe_key",
-            "channel",
-            "msg_type",
-            "event",
-            "from_user",
-            "to_user",
-            "agent_id",
-            "create_time",
-            "content",
-            "raw",
-        )
-    ),
-    sa.Column("received_at", _AT),
-    *(sa.Column(name, sa.Text()) for name in ("rules_version", "conversation_id", "direction")),
-)
-_HIT = sa.Table(
-    "hit",
-    _OLD,
-    sa.Column("id", sa.Integer(), primary_key=True),
-    sa.Column("message_id", sa.Integer()),
-    sa.Column("word", sa.Text()),
-    sa.Column("rule_group", sa.Text()),
-    sa.Column("severity", sa.Integer()),
-    sa.Column("span_start", sa.Integer()),
-    sa.Column("span_end", sa.Integer()),
-    sa.Column("rules_version", sa.Text()),
-)
-_FLAG = sa.Table(
-    "message_flag",
-    _OLD,
-    sa.Column("id", sa.Integer(), primary_key=True),
-    *(sa.Column(name, sa.Text()) for name in FLAG_FIELDS if name != "created_at"),
-    sa.Column("created_at", _AT),
-)
-_AUDIT = sa.Table(
-    "audit_event",
-    _OLD,
-    sa.Column("id", sa.Integer(), primary_key=True),
-    sa.Column("at", _AT),
-    *(sa.Column(name, sa.Text()) for name in AUDIT_FIELDS if name != "at"),
-)
+_TIMES = frozenset({"received_at", "created_at", "at"})
+
+
+def _table(name: str, *columns: str) -> sa.Table:
+    """A chained table as this revision reads it: the columns of format 1's canonical forms,
+    typed only where the driver's value needs converting (times, text on SQLite)."""
+    return sa.Table(
+        name,
+        _OLD,
+        sa.Column("id", sa.Integer(), primary_key=True),
+        *(sa.Column(c, _AT) if c in _TIMES else sa.Column(c) for c in columns),
+    )
+
+
+_MESSAGE = _table("message", *MESSAGE_FIELDS)
+_HIT = _table("hit", "message_id", *HIT_FIELDS)
+_FLAG = _table("message_flag", *FLAG_FIELDS)
+_AUDIT = _table("audit_event", *AUDIT_FIELDS)
 
 
 def upgrade() -> None:
