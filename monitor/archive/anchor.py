@@ -102,6 +102,8 @@ class ChainAnchor:
                 await self.post_if_due()
             except StorageError as exc:  # the database is away: the next check tries again
                 chain_log.warning("chain anchor check failed (%s)", exc)
+            except Exception:  # a bug must not end the daily posts; the next check tries again
+                chain_log.exception("chain anchor check failed")
             await asyncio.sleep(self._interval)
 
     async def post_if_due(self) -> Anchor | None:
@@ -117,9 +119,11 @@ class ChainAnchor:
         anchor = Anchor(day, heads)
         try:
             await self._poster.send_text(self._chat_id, anchor_text(anchor))
-        except WeComError as exc:
-            chain_log.warning("chain anchor for %s not posted (%s); retrying later", day, exc)
+        except Exception as exc:
             await self._writer.run(lambda conn: self._release(conn, day, self._clock()))
+            if not isinstance(exc, WeComError):
+                raise
+            chain_log.warning("chain anchor for %s not posted (%s); retrying later", day, exc)
             return None
         await self._writer.run(lambda conn: self._posted(conn, anchor, self._clock()))
         chain_log.info(

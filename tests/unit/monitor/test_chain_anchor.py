@@ -190,6 +190,38 @@ async def test_run_posts_at_once_and_keeps_checking(
     ]
 
 
+class BrokenOnce:
+    """A poster whose first call fails with something else than a WeCom error (a bug)."""
+
+    def __init__(self, client: WeComClient) -> None:
+        self.client, self.calls = client, 0
+
+    async def send_text(self, chatid: str, content: str) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls == 1:
+            raise RuntimeError("unexpected")
+        return await self.client.appchat.send_text(chatid, content)
+
+
+async def test_an_unexpected_failure_is_logged_released_and_retried(
+    writers: list[GroupCommitWriter],
+    wecom: tuple[FakeWeCom, WeComClient],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    fake, client = wecom
+    poster = BrokenOnce(client)
+    anchor = ChainAnchor(writers[0], poster, CHAT, clock=Clock(DAY1), check_interval_s=0.01)
+    task = asyncio.create_task(anchor.run())
+    try:
+        await until(lambda: fake.calls_to("appchat/send"), "the post after the failure")
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert poster.calls == 2  # released at once: the next check (not the lease's end) retried
+    assert "chain anchor check failed" in caplog.text and "RuntimeError" in caplog.text
+
+
 def test_the_text_lists_the_heads_as_archive_head_prints_them() -> None:
     text_ = anchor_text(
         Anchor("2026-04-01", {Chain.ARCHIVE: Head(12, "a" * 64), Chain.AUDIT: Head(4, "b" * 64)})
