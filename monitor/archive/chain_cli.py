@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
 
 from monitor.archive.chain import Chain
-from monitor.archive.chain_store import BLOCKS, HEADS, read_heads
+from monitor.archive.chain_store import BLOCKS, LOCKS, read_heads
 from monitor.archive.database import open_existing, safe_reason
 from monitor.archive.verify import ChainReport, Tick, verify_database
 from monitor.errors import StorageError
@@ -114,7 +114,7 @@ def _with_engine(database_url: str, work: Callable[[Engine], T]) -> T:
     except StorageError as exc:
         raise _Unreadable(str(exc)) from None
     try:
-        if not {BLOCKS.name, HEADS.name} <= set(inspect(engine).get_table_names()):
+        if not {BLOCKS.name, LOCKS.name} <= set(inspect(engine).get_table_names()):
             raise _Unreadable(
                 "the database has no hash chain tables (an older schema): "
                 "run `python run_bot.py db upgrade` first"

@@ -1,4 +1,4 @@
-"""The hash chain's tables: the blocks, one head row per chain, and the daily anchor claims.
+"""The hash chain's tables: the blocks, one lock row per chain, and the daily anchor claims.
 
 How blocks are made and hashed: :mod:`monitor.archive.chain`; appended by
 :mod:`monitor.archive.chain_store`, checked by :mod:`monitor.archive.verify`.
@@ -11,10 +11,9 @@ from datetime import datetime
 from sqlalchemy import Text
 from sqlmodel import Field
 
-from monitor.archive.chain import ZERO_HASH
 from monitor.tables import TableModel, UTCDateTime
 
-__all__ = ["ChainAnchorRecord", "ChainBlockRecord", "ChainHeadRecord"]
+__all__ = ["ChainAnchorRecord", "ChainBlockRecord", "ChainLockRecord"]
 
 
 class ChainBlockRecord(TableModel, table=True):
@@ -33,16 +32,15 @@ class ChainBlockRecord(TableModel, table=True):
     """``<code><row id>:<digest>`` per row, space-separated (:func:`~monitor.archive.chain.encode_entries`)."""
 
 
-class ChainHeadRecord(TableModel, table=True):
-    """The latest block of a chain. Appends lock this row, so they are serialised per chain while
-    the rest of each transaction runs concurrently."""
+class ChainLockRecord(TableModel, table=True):
+    """One row per chain, locked (PostgreSQL ``SELECT ... FOR UPDATE``) by each block append, so
+    appends to a chain are serialised while the rest of each transaction runs concurrently. A
+    chain's head is its last block; this row holds nothing else (SQLite needs no row lock: its
+    writer holds the database's write lock)."""
 
-    __tablename__ = "chain_head"
+    __tablename__ = "chain_lock"
 
     chain: str = Field(primary_key=True, max_length=16)
-    seq: int = 0
-    """The latest block's seq (0: no block yet)."""
-    block_hash: str = Field(default=ZERO_HASH, max_length=64)
 
 
 class ChainAnchorRecord(TableModel, table=True):

@@ -7,58 +7,44 @@ same connection with the rows' ids and digests; nothing else changes for its cal
 this module is imported) then appends one block per chain holding the transaction's rows, on the
 same transaction, right before ``COMMIT``:
 
-1. lock the chain's head row (PostgreSQL ``SELECT ... FOR UPDATE``; a SQLite writer already
-   holds the database's write lock),
-2. insert block ``head + 1`` carrying the head's hash, and
-3. move the head.
+1. on PostgreSQL, lock the chain's row in ``chain_lock`` (``SELECT ... FOR UPDATE``); a SQLite
+   writer holds the database's write lock already,
+2. read the chain's last block (its head), and
+3. insert the next block, carrying the head's hash.
 
-Concurrent workers thus wait for each other only for those three statements at the very end of
-their transactions; the rest of their work runs in parallel. Chains are sealed in name order
-(``archive`` before ``audit``), so two transactions never take the heads in opposite orders. A
+Concurrent workers thus wait for each other only for those statements at the very end of their
+transactions; the rest of their work runs in parallel. Chains are sealed in name order
+(``archive`` before ``audit``), so two transactions never take the locks in opposite orders. A
 rollback, or a savepoint rolled back, drops the rows noted in it; if appending fails, so does the
 commit, and the rows are rolled back with the block.
+
+The statements are driver SQL, built once per driver: this runs once per group commit, and Core
+statements cost about twice the Python time. One block row per commit is all the chain writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, event, insert, select, update
+from sqlalchemy import Connection, Dialect, Engine, Table, event, select
 
 from monitor.archive.chain import ZERO_HASH, Chain, Entry, block_hash, encode_entries
-from monitor.archive.chain_models import ChainBlockRecord, ChainHeadRecord
+from monitor.archive.chain_models import ChainBlockRecord, ChainLockRecord
 from monitor.archive.upsert import insert_ignore
-from monitor.log import chain_log
 
-__all__ = ["BLOCKS", "HEADS", "Head", "append_block", "chain_rows", "read_heads"]
+__all__ = ["BLOCKS", "LOCKS", "Head", "append_block", "chain_rows", "read_heads"]
 
 BLOCKS: Table = ChainBlockRecord.__table__
-HEADS: Table = ChainHeadRecord.__table__
+LOCKS: Table = ChainLockRecord.__table__
 
 _PENDING = "sentinel_chain_pending"
 """``conn.info`` key: chain -> entries noted on the open transaction."""
 _SAVEPOINTS = "sentinel_chain_savepoints"
 """``conn.info`` key: for each open savepoint, the entries per chain when it began."""
-
-_LOCK_HEAD = (
-    select(HEADS.c.seq, HEADS.c.block_hash)
-    .where(HEADS.c.chain == bindparam("chain"))
-    .with_for_update()  # rendered on PostgreSQL; SQLite has no row locks (nor needs them)
-)
-_LAST_BLOCK = (
-    select(BLOCKS.c.seq, BLOCKS.c.block_hash)
-    .where(BLOCKS.c.chain == bindparam("chain"))
-    .order_by(BLOCKS.c.seq.desc())
-    .limit(1)
-)
-_INSERT_BLOCK = insert(BLOCKS)
-_MOVE_HEAD = (
-    update(HEADS)
-    .where(HEADS.c.chain == bindparam("head_chain"))
-    .values(seq=bindparam("head_seq"), block_hash=bindparam("head_hash"))
-)
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +53,42 @@ class Head:
 
     seq: int
     block_hash: str
+
+
+class _AppendSql:
+    """The append's statements in one driver's parameter style."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        mark = _MARKS.get(dialect.paramstyle)
+        if mark is None:
+            raise NotImplementedError(f"hash chain: no SQL for paramstyle {dialect.paramstyle}")
+        self.lock = (
+            f"SELECT chain FROM {LOCKS.name} WHERE chain = {mark} FOR UPDATE"
+            if dialect.name == "postgresql"
+            else None
+        )
+        self.last = (
+            f"SELECT seq, block_hash FROM {BLOCKS.name} WHERE chain = {mark} "
+            "ORDER BY seq DESC LIMIT 1"
+        )
+        self.insert = (
+            f"INSERT INTO {BLOCKS.name} (chain, seq, prev_hash, block_hash, created_at, entries) "
+            f"VALUES ({', '.join([mark] * 6)})"
+        )
+        created_at = BLOCKS.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        self.created_at: Callable[[datetime], Any] = created_at or (lambda value: value)
+
+
+_SQL: dict[tuple[str, str, str], _AppendSql] = {}
+"""Built once per (backend, driver, paramstyle)."""
+
+
+def _sql(dialect: Dialect) -> _AppendSql:
+    key = (dialect.name, dialect.driver, dialect.paramstyle)
+    sql = _SQL.get(key)
+    if sql is None:
+        sql = _SQL[key] = _AppendSql(dialect)
+    return sql
 
 
 def chain_rows(conn: Connection, chain: Chain, entries: Iterable[Entry]) -> None:
@@ -78,52 +100,36 @@ def chain_rows(conn: Connection, chain: Chain, entries: Iterable[Entry]) -> None
 def append_block(conn: Connection, chain: Chain, entries: list[Entry], now: datetime) -> Head:
     """Append one block holding ``entries`` to ``chain`` on ``conn``'s transaction; the new head.
 
-    Locks the chain's head row until the transaction ends: call it last (the commit hook does).
+    Locks the chain until the transaction ends: call it last (the commit hook does).
     """
-    head = _lock_head(conn, chain)
+    sql = _sql(conn.dialect)
+    if sql.lock is not None and conn.exec_driver_sql(sql.lock, (chain.value,)).first() is None:
+        # No lock row (the table was made again from the models): concurrent workers insert it
+        # once, then lock it.
+        conn.execute(insert_ignore(conn.dialect, LOCKS, ["chain"]), {"chain": chain.value})
+        conn.exec_driver_sql(sql.lock, (chain.value,)).one()
+    last = conn.exec_driver_sql(sql.last, (chain.value,)).first()
+    head = Head(0, ZERO_HASH) if last is None else Head(int(last[0]), str(last[1]))
     seq = head.seq + 1
     text = encode_entries(entries)
     digest = block_hash(chain, seq, head.block_hash, now, text)
-    conn.execute(
-        _INSERT_BLOCK,
-        {
-            "chain": chain,
-            "seq": seq,
-            "prev_hash": head.block_hash,
-            "block_hash": digest,
-            "created_at": now,
-            "entries": text,
-        },
+    conn.exec_driver_sql(
+        sql.insert, (chain.value, seq, head.block_hash, digest, sql.created_at(now), text)
     )
-    conn.execute(_MOVE_HEAD, {"head_chain": chain, "head_seq": seq, "head_hash": digest})
     return Head(seq, digest)
 
 
-def _lock_head(conn: Connection, chain: Chain) -> Head:
-    row = conn.execute(_LOCK_HEAD, {"chain": chain}).first()
-    if row is not None:
-        return Head(int(row[0]), str(row[1]))
-    # No head row: the table was made again from the models (dropped by hand), or a test built
-    # the tables without migrations. Carry on from the last block, if any (starting over at 1
-    # would collide with it); concurrent workers insert the row once, then lock it.
-    last = conn.execute(_LAST_BLOCK, {"chain": chain}).first()
-    seq, digest = (int(last[0]), str(last[1])) if last is not None else (0, ZERO_HASH)
-    if last is not None:
-        chain_log.warning("%s chain head row missing: continuing after block %d", chain, seq)
-    conn.execute(
-        insert_ignore(conn.dialect, HEADS, ["chain"]),
-        {"chain": chain, "seq": seq, "block_hash": digest},
-    )
-    row = conn.execute(_LOCK_HEAD, {"chain": chain}).one()
-    return Head(int(row[0]), str(row[1]))
-
-
 def read_heads(conn: Connection) -> dict[Chain, Head]:
-    """Every chain's head (seq 0 and :data:`~monitor.archive.chain.ZERO_HASH` when it has none)."""
-    heads = {chain: Head(0, ZERO_HASH) for chain in Chain}
-    for name, seq, digest in conn.execute(select(HEADS.c.chain, HEADS.c.seq, HEADS.c.block_hash)):
-        if name in heads:
-            heads[Chain(name)] = Head(int(seq), str(digest))
+    """Every chain's head: its last block (seq 0 and :data:`ZERO_HASH` while it has none)."""
+    heads: dict[Chain, Head] = {}
+    for chain in Chain:
+        last = conn.execute(
+            select(BLOCKS.c.seq, BLOCKS.c.block_hash)
+            .where(BLOCKS.c.chain == chain.value)
+            .order_by(BLOCKS.c.seq.desc())
+            .limit(1)
+        ).first()
+        heads[chain] = Head(0, ZERO_HASH) if last is None else Head(int(last[0]), str(last[1]))
     return heads
 
 

@@ -9,10 +9,10 @@ workers commit their blocks in a slightly different order than their ids).
 
 The walk stops at the first bad block, in seq order: a gap in the seqs (a block deleted), a
 previous-block hash that is not the previous block's (the link broken), a hash that does not match
-the block's contents (the block modified), a row it records that is gone (deleted) or differs
-(modified; reordered when it holds what the block recorded for another of its rows), or a head
-row that does not name the last block. Rows no block records (inserted) can only be told once
-every block was read, so they are reported when all blocks checked out.
+the block's contents (the block modified), or a row it records that is gone (deleted) or differs
+(modified; reordered when it holds what the block recorded for another of its rows). Rows no block
+records (inserted, or the rows of deleted last blocks) can only be told once every block was read,
+so they are reported when all blocks checked out.
 """
 
 from __future__ import annotations
@@ -67,11 +67,9 @@ class ProblemKind(StrEnum):
     BLOCK_MODIFIED = "block_modified"
     """A block's hash does not match its contents (or its entries are not well-formed)."""
     BLOCK_MISSING = "block_missing"
-    """A block is gone: a gap in the seqs, or the head names a block past the last one."""
+    """A block is gone: a gap in the seqs (gone last blocks leave their rows in no block)."""
     LINK_BROKEN = "link_broken"
     """A block's previous-block hash is not the previous block's hash."""
-    HEAD_MISMATCH = "head_mismatch"
-    """The head row names a block before the last one, or another hash for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +84,9 @@ class Problem:
     row_id: int | None = None
     other_id: int | None = None
     """For :attr:`ProblemKind.REORDERED`: the row whose recorded contents ``row_id`` holds."""
+    after_last: bool = False
+    """For :attr:`ProblemKind.INSERTED`: the row comes after the last block's rows, so it may
+    also be the row of a last block that was deleted."""
 
     def describe(self) -> str:
         """One line, e.g. ``archive chain broken at block 12: message 345 was modified``."""
@@ -96,6 +97,9 @@ class Problem:
                 what = f"{row} was {self.kind.value}"
             case ProblemKind.REORDERED:
                 what = f"{row} holds the contents of {self.table} {self.other_id} (rows reordered)"
+            case ProblemKind.INSERTED if self.after_last:
+                where = f"after block {self.block}" if self.block else "before block 1"
+                what = f"{row} is in no block (inserted, or later blocks were deleted)"
             case ProblemKind.INSERTED:
                 where = f"after block {self.block}" if self.block else "before block 1"
                 what = f"{row} was inserted (no block holds it)"
@@ -105,8 +109,6 @@ class Problem:
                 what = "the block is missing"
             case ProblemKind.LINK_BROKEN:
                 what = f"its previous-block hash is not the hash of block {self.block - 1}"
-            case ProblemKind.HEAD_MISMATCH:
-                what = "the chain's head row does not name this block (the last one)"
         return f"{self.chain} chain broken {where}: {what}"
 
 
@@ -120,7 +122,7 @@ class ChainReport:
     rows: Mapping[str, int]
     """Rows checked against their blocks, per table."""
     head: Head
-    """The head row as stored."""
+    """The last block checked."""
     problem: Problem | None
 
     @property
@@ -237,12 +239,8 @@ class _Walk:
             return self.problem(ProblemKind.MODIFIED, seq, entry)
         return replace(self.problem(ProblemKind.REORDERED, seq, entry), other_id=other)
 
-    def end(self, head: Head) -> Problem | None:
-        """After the last block: the head row, then rows no block holds."""
-        if head.seq > self.last.seq:
-            return self.problem(ProblemKind.BLOCK_MISSING, self.last.seq + 1)
-        if head != self.last:
-            return self.problem(ProblemKind.HEAD_MISMATCH, self.last.seq)
+    def end(self) -> Problem | None:
+        """After the last block: the first row no block holds."""
         found = [
             (after, row_id, table)
             for table, stream in self.streams.items()
@@ -254,12 +252,12 @@ class _Walk:
         if not found:
             return None
         after, row_id, table = min(found)
-        return Problem(self.chain, ProblemKind.INSERTED, after, table, row_id)
+        last = after == self.last.seq
+        return Problem(self.chain, ProblemKind.INSERTED, after, table, row_id, after_last=last)
 
 
 def verify_chain(conn: Connection, chain: Chain, tick: Tick | None = None) -> ChainReport:
     """Walk ``chain`` on ``conn`` (inside a read transaction: see :func:`verify_database`)."""
-    head = read_heads(conn)[chain]
     walk = _Walk(conn, chain)
     query = select(*_BLOCK_COLUMNS).where(BLOCKS.c.chain == chain.value).order_by(BLOCKS.c.seq)
     problem: Problem | None = None
@@ -272,10 +270,10 @@ def verify_chain(conn: Connection, chain: Chain, tick: Tick | None = None) -> Ch
                 if tick is not None:
                     tick(1)
             else:
-                problem = walk.end(head)
+                problem = walk.end()
     finally:
         walk.close()
-    return ChainReport(chain, walk.last.seq, walk.rows, head, problem)
+    return ChainReport(chain, walk.last.seq, walk.rows, walk.last, problem)
 
 
 ProgressFactory = Callable[[Chain, int], Tick | None]

@@ -57,8 +57,14 @@ async def config(engine: Engine, database_url: str, tmp_path: Path) -> Path:
 
 
 def heads(engine: Engine) -> dict[str, tuple[int, str]]:
+    """Each chain's last block, read with SQL of the test's own."""
     with engine.connect() as conn:
-        rows = conn.execute(text("SELECT chain, seq, block_hash FROM chain_head")).all()
+        rows = conn.execute(
+            text(
+                "SELECT chain, seq, block_hash FROM chain_block b WHERE seq = "
+                "(SELECT max(seq) FROM chain_block WHERE chain = b.chain)"
+            )
+        ).all()
     return {chain: (seq, digest) for chain, seq, digest in rows}
 
 

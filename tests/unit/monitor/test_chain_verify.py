@@ -211,7 +211,8 @@ ROW_CASES = {
             "create_time, raw, received_at) SELECT 100, 'forged', channel, msg_type, from_user, "
             "to_user, create_time, raw, received_at FROM message WHERE id = {m2}"
         ],
-        "archive chain broken after block 4: message 100 was inserted (no block holds it)",
+        "archive chain broken after block 4: message 100 is in no block (inserted, or later "
+        "blocks were deleted)",
     ),
     "inserted message before the first": (
         [
@@ -251,8 +252,8 @@ ROW_CASES = {
             "INSERT INTO message_flag (dedupe_key, flag, detail, source_key, created_at) "
             "SELECT 'm4', flag, detail, source_key, created_at FROM message_flag"
         ],
-        "archive chain broken after block 4: message_flag {f1_next} was inserted "
-        "(no block holds it)",
+        "archive chain broken after block 4: message_flag {f1_next} is in no block (inserted, "
+        "or later blocks were deleted)",
     ),
     "first bad block wins": (
         [
@@ -292,7 +293,8 @@ AUDIT_CASES = {
             "SELECT at, actor, source, 'login', target, detail, address FROM audit_event "
             "WHERE id = {a1}"
         ],
-        "audit chain broken after block 2: audit_event {a3_next} was inserted (no block holds it)",
+        "audit chain broken after block 2: audit_event {a3_next} is in no block (inserted, or "
+        "later blocks were deleted)",
     ),
     "reordered": (
         [
@@ -330,7 +332,8 @@ def test_a_hit_of_no_message_is_named(chained: Built, engine: Engine) -> None:
     else:
         chained.sql("ALTER TABLE hit DROP CONSTRAINT hit_message_id_fkey", insert)
     assert chained.lines() == [
-        "archive chain broken after block 4: hit 90 was inserted (no block holds it)",
+        "archive chain broken after block 4: hit 90 is in no block (inserted, or later blocks "
+        "were deleted)",
         "intact",
     ]
 
@@ -342,20 +345,14 @@ def test_blocks_modified_deleted_or_relinked_are_named(chained: Built) -> None:
     def broken(*statements: str) -> tuple[ProblemKind | None, int | None]:
         with chained.engine.connect() as conn:
             saved = conn.execute(text("SELECT * FROM chain_block")).all()
-            head = conn.execute(text("SELECT * FROM chain_head")).all()
         chained.sql(*statements)
         report = chained.reports()[Chain.ARCHIVE]
-        chained.sql("DELETE FROM chain_block", "DELETE FROM chain_head")  # put everything back
+        chained.sql("DELETE FROM chain_block")  # put everything back
         with chained.engine.begin() as conn:
             for row in saved:
                 conn.execute(
                     text("INSERT INTO chain_block VALUES (:c, :s, :p, :h, :t, :e)"),
                     dict(zip("csphte", row, strict=True)),
-                )
-            for row in head:
-                conn.execute(
-                    text("INSERT INTO chain_head VALUES (:c, :s, :h)"),
-                    dict(zip("csh", row, strict=True)),
                 )
         assert chained.lines() == ["intact", "intact"]
         problem = report.problem
@@ -363,7 +360,7 @@ def test_blocks_modified_deleted_or_relinked_are_named(chained: Built) -> None:
 
     where = "WHERE chain = 'archive' AND seq = {}"
     assert broken(f"DELETE FROM chain_block {where.format(2)}") == (ProblemKind.BLOCK_MISSING, 2)
-    assert broken(f"DELETE FROM chain_block {where.format(4)}") == (ProblemKind.BLOCK_MISSING, 4)
+    assert broken(f"DELETE FROM chain_block {where.format(1)}") == (ProblemKind.BLOCK_MISSING, 1)
     assert broken(
         f"UPDATE chain_block SET entries = replace(entries, ' ', '  ') {where.format(3)}"
     ) == (ProblemKind.BLOCK_MODIFIED, 3)
@@ -382,18 +379,21 @@ def test_blocks_modified_deleted_or_relinked_are_named(chained: Built) -> None:
         ProblemKind.LINK_BROKEN,
         2,
     )
-    assert broken("UPDATE chain_head SET seq = 3 WHERE chain = 'archive'") == (
-        ProblemKind.HEAD_MISMATCH,
-        4,
-    )
-    assert broken("UPDATE chain_head SET block_hash = 'x' WHERE chain = 'archive'") == (
-        ProblemKind.HEAD_MISMATCH,
-        4,
-    )
-    assert broken("UPDATE chain_head SET seq = 5 WHERE chain = 'archive'") == (
+    assert broken(f"UPDATE chain_block SET seq = 5 {where.format(4)}") == (
         ProblemKind.BLOCK_MISSING,
-        5,
+        4,
     )
+
+
+def test_deleted_last_blocks_leave_their_rows_in_no_block(chained: Built) -> None:
+    chained.sql("DELETE FROM chain_block WHERE chain = 'archive' AND seq = 4")
+    chained.sql("DELETE FROM chain_block WHERE chain = 'audit' AND seq = 2")
+    assert chained.lines() == [
+        "archive chain broken after block 3: message_flag {f1} is in no block (inserted, or "
+        "later blocks were deleted)".format(**chained.ids),
+        "audit chain broken after block 1: audit_event {a2} is in no block (inserted, or "
+        "later blocks were deleted)".format(**chained.ids),
+    ]
 
 
 def test_a_block_rewritten_with_a_fitting_hash_breaks_the_next_link(chained: Built) -> None:
@@ -467,15 +467,16 @@ def test_an_audit_row_written_outside_the_writer_gets_its_block(
 def test_a_failing_block_append_fails_the_commit_and_keeps_nothing(
     chained: Built, engine: Engine
 ) -> None:
-    chained.sql(  # a block where the next append would go: the commit must fail, not skip it
-        "INSERT INTO chain_block SELECT chain, 3, prev_hash, block_hash, created_at, entries "
-        "FROM chain_block WHERE chain = 'audit' AND seq = 1"
-    )
-    with pytest.raises(Exception, match="chain_block"), engine.begin() as conn:
-        record_audit_event(conn, audit("never"))
+    chained.sql("ALTER TABLE chain_block RENAME TO blocks_away")  # appending cannot succeed
+    try:
+        with pytest.raises(Exception, match="chain_block"), engine.begin() as conn:
+            record_audit_event(conn, audit("never"))
+    finally:
+        chained.sql("ALTER TABLE blocks_away RENAME TO chain_block")
     with engine.connect() as conn:
         actions = conn.execute(text("SELECT action FROM audit_event")).scalars().all()
-    assert "never" not in actions
+    assert "never" not in actions  # the commit failed, not the block was skipped
+    assert chained.lines() == ["intact", "intact"]
 
 
 async def test_verify_sees_one_snapshot_while_the_bot_keeps_writing(

@@ -75,7 +75,7 @@ OLD_ROWS = {
 }
 """Rows per table in the dumps: every table of the schema has some."""
 T1 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
-CHAIN_TABLES = frozenset({"chain_block", "chain_head", "chain_anchor"})
+CHAIN_TABLES = frozenset({"chain_block", "chain_lock", "chain_anchor"})
 """Made by revision 0003; their rows (hashes, block times) are checked through the verifier."""
 
 
@@ -353,8 +353,8 @@ def test_old_database_is_adopted_with_every_row(old_url: str) -> None:
 
 
 def empty_counts() -> dict[str, int]:
-    """Rows per table of an empty database at head: only the two chains' head rows."""
-    return {**dict.fromkeys(METADATA.tables, 0), "chain_head": 2}
+    """Rows per table of an empty database at head: only the two chains' lock rows."""
+    return {**dict.fromkeys(METADATA.tables, 0), "chain_lock": 2}
 
 
 def adopted_counts() -> dict[str, int]:
@@ -482,7 +482,7 @@ NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
             "entries": "",
         },
     ),
-    ("chain_head", {"chain": "spare", "seq": 1, "block_hash": "1" * 64}),
+    ("chain_lock", {"chain": "spare"}),
     ("chain_anchor", {"day": "2026-04-01", "lease_until": T1}),
 ]
 

@@ -10,7 +10,7 @@ that table and wait there together (seen in ``pg_stat_activity``), then the lock
 - alert intake: ``lock_conversation`` takes a transaction advisory lock, so the second message of
   the conversation waits for the first one's alert and joins it; without it both open one.
 - hash chain: two workers' batches insert their messages side by side and wait for each other
-  only to append their blocks (the head row's lock, taken as they commit); and a batch that
+  only to append their blocks (the chain's lock row, taken as they commit); and a batch that
   commits after another one with higher ids still verifies (blocks are not in id order).
 """
 
@@ -238,10 +238,10 @@ async def test_two_workers_wait_for_each_other_only_to_append_their_blocks(
     engines: list[Engine], writers: list[GroupCommitWriter]
 ) -> None:
     archives = [Archive(w) for w in writers]
-    # SHARE lets the head's row lock through but not its UPDATE: the worker that locked the
-    # head waits there, the other one waits for that row lock. Both got there with their
+    # SHARE lets reads and row locks through, not the block's INSERT: the worker that locked the
+    # chain waits there, the other one waits for that row lock. Both got there with their
     # messages inserted: nothing before the block append made them wait.
-    lock = TableLock(engines[0], "chain_head")
+    lock = TableLock(engines[0], "chain_block")
     try:
         stores = [
             asyncio.create_task(archive.store_inbound(_plain(f"w{n}")))
@@ -260,7 +260,7 @@ async def test_two_workers_wait_for_each_other_only_to_append_their_blocks(
     finally:
         lock.release()
     results = await asyncio.gather(*stores)
-    assert waiting == ["SELECT chain_head.seq,", "UPDATE chain_head"]
+    assert waiting == ["INSERT INTO", "SELECT chain"]
     assert sorted(_block_ids(engines[0])) == sorted([[f"m{r.message_id}"] for r in results])
     assert [r.problem for r in verify_database(engines[0])] == [None, None]
 

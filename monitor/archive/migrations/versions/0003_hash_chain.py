@@ -1,4 +1,4 @@
-"""The tamper-evident hash chains: blocks, a head row per chain, and the daily anchor claims.
+"""The tamper-evident hash chains: blocks, a lock row per chain, and the daily anchor claims.
 
 Revision ID: 0003
 Revises: 0002
@@ -7,7 +7,7 @@ Every row already stored joins its chain here, so ``run_bot.py archive verify`` 
 the upgrade: the messages (with their hits) and flags go into the ``archive`` chain, the audit rows
 into the ``audit`` chain, in id order, as genesis blocks of at most :data:`GENESIS_ROWS` rows each
 (one block per chain for most databases; a big archive gets several, so no block is huge). Both
-head rows are made even for an empty database, so appends always find a row to lock. No row is
+lock rows are made even for an empty database, so appends always find a row to lock. No row is
 changed or lost. A downgrade drops the chain tables (and with them the chains).
 """
 
@@ -76,12 +76,7 @@ def upgrade() -> None:
         sa.Column("entries", sa.Text(), nullable=False),
         sa.PrimaryKeyConstraint("chain", "seq"),
     )
-    heads = op.create_table(
-        "chain_head",
-        sa.Column("chain", sa.String(16), primary_key=True),
-        sa.Column("seq", sa.Integer(), nullable=False),
-        sa.Column("block_hash", sa.String(64), nullable=False),
-    )
+    locks = op.create_table("chain_lock", sa.Column("chain", sa.String(16), primary_key=True))
     op.create_table(
         "chain_anchor",
         sa.Column("day", sa.String(10), primary_key=True),
@@ -95,9 +90,8 @@ def upgrade() -> None:
     flags = _entries(scan_rows(bind, _FLAG, FLAG_FIELDS, flag_digest), "message_flag")
     audit = _entries(scan_rows(bind, _AUDIT, AUDIT_FIELDS, audit_digest), "audit_event")
     for chain, entries in (("archive", chained(archive, flags)), ("audit", audit)):
-        seq, prev = 0, ZERO_HASH
-        for chunk in _chunks(entries, GENESIS_ROWS):
-            seq += 1
+        prev = ZERO_HASH
+        for seq, chunk in enumerate(_chunks(entries, GENESIS_ROWS), start=1):
             text = encode_entries(chunk)
             digest = block_hash(chain, seq, prev, now, text)
             bind.execute(
@@ -112,7 +106,7 @@ def upgrade() -> None:
                 },
             )
             prev = digest
-        bind.execute(sa.insert(heads), {"chain": chain, "seq": seq, "block_hash": prev})
+        bind.execute(sa.insert(locks), {"chain": chain})
 
 
 def _entries(rows: Iterable[tuple[int, str]], table: str) -> Iterator[Entry]:
@@ -131,5 +125,5 @@ def _chunks(entries: Iterator[Entry], size: int) -> Iterator[list[Entry]]:
 
 
 def downgrade() -> None:
-    for table in ("chain_anchor", "chain_head", "chain_block"):
+    for table in ("chain_anchor", "chain_lock", "chain_block"):
         op.drop_table(table)
