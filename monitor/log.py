@@ -16,4 +16,4 @@ archive_log = logging.getLogger("sentinel.archive")
 """Archive operations (store, read)."""
 
 chain_log = logging.getLogger("sentinel.chain")
-"""The hash chains: daily anchors posted or failed, head rows recovered."""
+"""The hash chains: daily anchors posted or failed."""
