@@ -12,6 +12,8 @@ python run_bot.py rules backtest PATH [PATH ...] [--since YYYY-MM-DD] [--config 
 python run_bot.py rules sync-intercept [--dry-run] [--config FILE]
 python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE] [--tz ZONE]
                                  [--config FILE] OUT
+python run_bot.py archive verify [--config FILE]
+python run_bot.py archive head [--config FILE]
 python run_bot.py db upgrade [--config FILE]
 python run_bot.py users add NAME --role reviewer|admin [--config FILE]   (password: prompt or 2 stdin lines)
 python run_bot.py users disable NAME [--config FILE]
@@ -224,8 +226,24 @@ def cmd_archive_export(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_archive_verify(args: argparse.Namespace) -> int:
+    from monitor.archive.chain_cli import verify_command
+
+    config = _load(args)
+    return verify_command(config.storage.database_url, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def cmd_archive_head(args: argparse.Namespace) -> int:
+    from monitor.archive.chain_cli import head_command
+
+    config = _load(args)
+    return head_command(config.storage.database_url, stdout=sys.stdout, stderr=sys.stderr)
+
+
 def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    archive_p = sub.add_parser("archive", help="export the message archive")
+    archive_p = sub.add_parser(
+        "archive", help="export the message archive, check and show its hash chains"
+    )
     archive_sub = archive_p.add_subparsers(dest="archive_command", required=True)
 
     export_p = archive_sub.add_parser(
@@ -260,6 +278,29 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     export_p.add_argument("out", metavar="OUT", help="output file, or - for stdout")
     export_p.set_defaults(func=cmd_archive_export)
+
+    verify_p = archive_sub.add_parser(
+        "verify",
+        help="check the archive's and the audit log's hash chains; exit 1 at the first bad block",
+        description=(
+            "Walk both hash chains (archive: messages with their hits, and message flags; audit: "
+            "the audit log) block by block, checking every hash and every row. Prints one line "
+            "per chain: what was checked, or the first bad block and row. Exit 0 when both are "
+            "intact, else 1."
+        ),
+    )
+    verify_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    verify_p.set_defaults(func=cmd_archive_verify)
+
+    head_p = archive_sub.add_parser(
+        "head", help="print each chain's latest block: <chain> <seq> <sha256 hex>"
+    )
+    head_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    head_p.set_defaults(func=cmd_archive_head)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

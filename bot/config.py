@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "AlertsConfig",
+    "ArchiveConfig",
     "Config",
     "ConfigError",
     "KfConfig",
@@ -54,6 +55,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
+_CHAT_ID_RE = re.compile(r"[A-Za-z0-9]{1,32}")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -328,6 +330,22 @@ class ReviewConfig:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveConfig:
+    """``[archive]``: the message archive's hash chains."""
+
+    #: A group chat the app created (appchat/create): once a day the bot posts both chains' latest
+    #: block hashes there, so a later rewrite of the database cannot go unnoticed. "" = off.
+    anchor_chat: str = ""
+
+    def __post_init__(self) -> None:
+        _check(
+            self.anchor_chat == "" or bool(_CHAT_ID_RE.fullmatch(self.anchor_chat)),
+            "[archive].anchor_chat",
+            'must be "" (off) or a group chat id of 1-32 letters and digits',
+        )
+
+
 _SEVERITIES = ("low", "medium", "high", "critical")
 
 
@@ -465,6 +483,7 @@ class Config:
     kf: KfConfig = field(default_factory=KfConfig)
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    archive: ArchiveConfig = field(default_factory=ArchiveConfig)
     #: The file this was read from (for messages only).
     source: str = ""
 
@@ -493,6 +512,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "kf": KfConfig,
     "sandbox": SandboxConfig,
     "metrics": MetricsConfig,
+    "archive": ArchiveConfig,
 }
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table, func, insert, or_, select, update
 from bot.config import KfConfig
 from bot.kf.budget import Budget
 from bot.kf.plan import CustomerPlan, CustomerView, Question, plan_customer
+from monitor.archive.flags import NewFlag, record_flags
 from monitor.archive.kf_models import (
     ActionKind,
     ActionStatus,
@@ -32,7 +33,6 @@ from monitor.archive.kf_models import (
     KfCursorRecord,
     KfCustomerRecord,
     KfDecisionRecord,
-    MessageFlagRecord,
 )
 from monitor.archive.upsert import insert_ignore, upsert
 
@@ -51,7 +51,6 @@ _CURSOR: Table = KfCursorRecord.__table__
 _CUSTOMER: Table = KfCustomerRecord.__table__
 _ACTION: Table = KfActionRecord.__table__
 _DECISION: Table = KfDecisionRecord.__table__
-_FLAG: Table = MessageFlagRecord.__table__
 
 
 class FencedOut(Exception):
@@ -137,18 +136,10 @@ def commit_page(conn: Connection, page: PageCommit, settings: KfConfig) -> int:
 
 
 def _apply_flags(conn: Connection, page: PageCommit) -> None:
-    rows = [
-        {
-            "dedupe_key": f.dedupe_key,
-            "flag": f.flag,
-            "detail": f.detail,
-            "source_key": f.source_key,
-            "created_at": _at(page.now),
-        }
-        for f in page.flags
-    ]
-    if rows:
-        conn.execute(insert_ignore(conn.dialect, _FLAG, ["dedupe_key", "flag"]), rows)
+    now = _at(page.now)
+    record_flags(
+        conn, [NewFlag(f.dedupe_key, f.flag, f.detail, f.source_key, now) for f in page.flags]
+    )
     for f in page.flags:
         if f.failed_msgid:
             conn.execute(

@@ -250,6 +250,8 @@ def _recipients(path: str, body: Mapping[str, Any]) -> str:
         return "群机器人" + (f"（@{'、@'.join(mentioned)}）" if mentioned else "")
     if path == "message/update_template_card":
         return "、".join(_seq(body.get("userids"))) or "—"
+    if path == "appchat/send":
+        return f"群聊 {_s(body.get('chatid'))}"
     if path == "kf/send_msg_on_event":
         return "事件对应的客户"
     if path.startswith("kf/"):

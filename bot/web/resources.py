@@ -1,9 +1,10 @@
 """The app's resources, each created and closed in one ``cleanup_ctx`` generator, in order:
 the Redis client (if configured), storage (engine + group-commit writer + archive), shared state
-(Redis or in-process: dedupe, reply cooldowns, the split-message window), rules (engine, file watcher, SIGHUP reload),
-alerts (WeCom client or sandbox, outbox worker), the review web's services (over the writer, the
-outbox and Redis), the pipeline that uses them all, the kf puller that feeds the pipeline, and
-last the handlers' services (which name the puller).
+(Redis or in-process: dedupe, reply cooldowns, the split-message window), rules (engine, file
+watcher, SIGHUP reload), alerts (WeCom client or sandbox, outbox worker), the review web's services
+(over the writer, the outbox and Redis), the daily chain anchor (when configured), the pipeline
+that uses them all, the kf puller that feeds the pipeline, and last the handlers' services (which
+name the puller).
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from datetime import UTC, datetime
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -56,6 +58,7 @@ from bot.web.keys import (
 from monitor.alerts.outbox import OutboxSettings, OutboxWorker
 from monitor.alerts.policy import RateLimit
 from monitor.archive import Archive, GroupCommitWriter, create_schema, make_engine
+from monitor.archive.anchor import ChainAnchor
 from monitor.archive.sandbox_log import SandboxLog
 from monitor.review.keys import REVIEW_SERVICES
 from monitor.review.services import build_review_services
@@ -64,6 +67,18 @@ from rules.engine import RuleEngine
 from wecom_sdk.client import RedisTokenCache, WeComClient
 
 __all__ = ["RESOURCES", "review_settings"]
+
+
+@contextlib.asynccontextmanager
+async def _running(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
+    """``job`` as a background task for the body's duration; cancelled and awaited after it."""
+    task = asyncio.create_task(job, name=name)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -214,13 +229,10 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[OUTBOX] = worker
     app[ALERT_STAGE] = AlertStage(policies, style, app[METRICS], worker.wake)
-    task = asyncio.create_task(worker.run(), name="sentinel-outbox")
     try:
-        yield
+        async with _running(worker.run(), "sentinel-outbox"):
+            yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
         await client.close()
 
 
@@ -252,6 +264,17 @@ async def review_ctx(app: web.Application) -> AsyncIterator[None]:
         clock=lambda: datetime.fromtimestamp(clock(), UTC),
     )
     yield
+
+
+async def anchor_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The daily post of the hash chains' heads to ``[archive].anchor_chat`` (if set)."""
+    chat = app[CONFIG].archive.anchor_chat
+    if not chat:
+        yield
+        return
+    anchor = ChainAnchor(app[WRITER], app[WECOM].appchat, chat)
+    async with _running(anchor.run(), "sentinel-chain-anchor"):
+        yield
 
 
 async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -289,6 +312,7 @@ RESOURCES = (
     rules_ctx,
     alerts_ctx,
     review_ctx,
+    anchor_ctx,
     pipeline_ctx,
     kf_ctx,
     services_ctx,

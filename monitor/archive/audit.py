@@ -1,8 +1,9 @@
 """The audit trail: every reviewer action and view, every alert state change, one row each.
 
 One table for all of them (``audit_event``), written on the caller's transaction so an action and
-its audit row commit together. The archive's hash chain covers this table as well as the
-messages (``run_bot.py archive verify`` walks both).
+its audit row commit together. Every row goes into the ``audit`` hash chain: the transaction that
+writes audit rows appends one block holding them as it commits (``monitor.archive.chain_store``),
+and ``run_bot.py archive verify`` walks it beside the archive's chain.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 from sqlalchemy import Connection, Table, Text, insert
 from sqlmodel import Field
 
+from monitor.archive.chain import AUDIT_FIELDS, Chain, Entry, audit_digest
+from monitor.archive.chain_store import chain_rows
 from monitor.tables import TableModel, UTCDateTime
 
 __all__ = ["AUDIT", "AuditEvent", "AuditEventRecord", "record_audit_event"]
@@ -61,17 +64,20 @@ class AuditEvent:
 
 
 def record_audit_event(conn: Connection, event: AuditEvent) -> int:
-    """Append ``event`` to the audit trail on ``conn``'s transaction; returns its row id."""
-    result = conn.execute(
-        _INSERT,
-        {
-            "at": event.at,
-            "actor": event.actor,
-            "source": event.source,
-            "action": event.action,
-            "target": event.target,
-            "detail": json.dumps(dict(event.detail), ensure_ascii=False, sort_keys=True),
-            "address": event.address,
-        },
-    )
-    return int(result.scalar_one())
+    """Append ``event`` to the audit trail on ``conn``'s transaction; returns its row id.
+
+    The row joins the audit chain's block that the transaction appends as it commits.
+    """
+    values = {
+        "at": event.at,
+        "actor": event.actor,
+        "source": event.source,
+        "action": event.action,
+        "target": event.target,
+        "detail": json.dumps(dict(event.detail), ensure_ascii=False, sort_keys=True),
+        "address": event.address,
+    }
+    row_id = int(conn.execute(_INSERT, values).scalar_one())
+    digest = audit_digest([values[name] for name in AUDIT_FIELDS])
+    chain_rows(conn, Chain.AUDIT, [Entry("audit_event", row_id, digest)])
+    return row_id

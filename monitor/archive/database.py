@@ -8,6 +8,7 @@ The schema (alembic migrations, run at start-up) is :mod:`monitor.archive.schema
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from pathlib import Path
@@ -15,10 +16,20 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from monitor.archive.writer import SQLITE_BEGIN_OPTION, BulkOp, GroupCommitWriter
+from monitor.errors import StorageError
 
-__all__ = ["BulkOp", "GroupCommitWriter", "make_engine", "normalize_url"]
+__all__ = [
+    "BulkOp",
+    "GroupCommitWriter",
+    "make_engine",
+    "normalize_url",
+    "open_existing",
+    "read_snapshot",
+    "safe_reason",
+]
 
 _PG_CONNECT_TIMEOUT_S = 5
 _WAL_SWITCH_TIMEOUT_S = 5.0
@@ -57,6 +68,47 @@ def make_engine(url: str, *, sqlite_synchronous: Literal["FULL", "NORMAL"] = "FU
         )
         return create_engine(sa_url, pool_pre_ping=True, connect_args=connect_args)
     raise ValueError(f"unsupported database backend {backend!r} (use sqlite or postgresql)")
+
+
+def open_existing(url: str) -> Engine:
+    """:func:`make_engine` for a command that reads an archive: a SQLite file must exist already
+    (reading a mistyped path must not create an empty archive).
+
+    Raises:
+        StorageError: the URL is not valid or not usable; the message never holds the URL.
+    """
+    try:
+        sa_url = make_url(normalize_url(url))
+    except ArgumentError:
+        raise StorageError("not a valid database URL") from None
+    if sa_url.get_backend_name() == "sqlite" and not Path(sa_url.database or "").exists():
+        raise StorageError(f"there is no SQLite archive at {sa_url.database}")
+    try:
+        return make_engine(url)
+    except (SQLAlchemyError, ValueError) as exc:
+        raise StorageError(f"unusable ({exc.__class__.__name__})") from None
+
+
+def read_snapshot(conn: Connection) -> Connection:
+    """``conn``, set so that its next transaction reads one consistent snapshot throughout.
+
+    SQLite gets that from its transaction (:func:`make_engine` issues a real BEGIN); PostgreSQL
+    needs REPEATABLE READ (read-only, too).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    return conn
+
+
+def safe_reason(exc: BaseException, url: str) -> str:
+    """The first line of a driver's error, with the URL's password (if any) blanked out."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    text = (reason[0] if reason else type(exc).__name__)[:200]
+    with contextlib.suppress(ArgumentError, ValueError):
+        password = make_url(normalize_url(url)).password
+        if password:
+            text = text.replace(str(password), "***")
+    return text
 
 
 def _sqlite_engine(url: URL, synchronous: Literal["FULL", "NORMAL"]) -> Engine:

@@ -26,12 +26,11 @@ from pathlib import Path
 from typing import BinaryIO, TextIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Engine
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from tqdm import tqdm  # type: ignore[import-untyped]  # tqdm ships no type hints
 
-from monitor.archive.database import make_engine, normalize_url
+from monitor.archive.database import open_existing, read_snapshot, safe_reason
 from monitor.archive.export import (
     DEFAULT_CHUNK,
     ExportRow,
@@ -40,6 +39,7 @@ from monitor.archive.export import (
     write_csv,
     write_jsonl,
 )
+from monitor.errors import StorageError
 
 __all__ = ["DEFAULT_TZ", "UsageError", "atomic_output", "export_command", "parse_bound"]
 
@@ -138,43 +138,6 @@ def _destination(out: str, stdout: BinaryIO) -> Iterator[BinaryIO]:
     stdout.flush()
 
 
-def _safe_reason(exc: BaseException, database_url: str) -> str:
-    """The first line of a driver's error, with the URL's password (if any) blanked out."""
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    text = (reason[0] if reason else type(exc).__name__)[:200]
-    with contextlib.suppress(ArgumentError, ValueError):
-        password = make_url(normalize_url(database_url)).password
-        if password:
-            text = text.replace(str(password), "***")
-    return text
-
-
-def _open_engine(database_url: str) -> Engine:
-    try:
-        url = make_url(normalize_url(database_url))
-    except ArgumentError:
-        raise _ArchiveUnreadable("[storage].database_url: not a valid database URL") from None
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").exists():
-        # Never create an empty archive as a side effect of exporting a mistyped path.
-        raise _ArchiveUnreadable(
-            f"[storage].database_url: there is no SQLite archive at {url.database}"
-        )
-    try:
-        return make_engine(database_url)
-    except (SQLAlchemyError, ValueError) as exc:
-        raise _ArchiveUnreadable(
-            f"[storage].database_url: unusable ({exc.__class__.__name__})"
-        ) from None
-
-
-def _snapshot(conn: Connection) -> Connection:
-    # One consistent snapshot for the count, the messages and every chunk's hits. SQLite gets it
-    # from its transaction (make_engine issues a real BEGIN); PostgreSQL needs REPEATABLE READ.
-    if conn.dialect.name == "postgresql":
-        conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-    return conn
-
-
 def _export(
     *,
     engine: Engine,
@@ -187,7 +150,7 @@ def _export(
     tz: tzinfo,
     chunk_size: int,
 ) -> int:
-    with _destination(out, stdout) as sink, engine.connect() as conn, _snapshot(conn).begin():
+    with _destination(out, stdout) as sink, engine.connect() as conn, read_snapshot(conn).begin():
         total = count_messages(conn, since=since, until=until) if progress else 0
         with contextlib.closing(
             export_rows(conn, since=since, until=until, chunk_size=chunk_size)
@@ -234,7 +197,10 @@ def export_command(
         return EXIT_USAGE
     show_progress = bool(getattr(stderr, "isatty", lambda: False)())
     try:
-        engine = _open_engine(database_url)
+        try:
+            engine = open_existing(database_url)
+        except StorageError as exc:
+            raise _ArchiveUnreadable(f"[storage].database_url: {exc}") from None
         try:
             count = _export(
                 engine=engine,
@@ -250,7 +216,7 @@ def export_command(
         except SQLAlchemyError as exc:
             raise _ArchiveUnreadable(
                 "[storage].database_url: cannot read the archive "
-                f"({_safe_reason(exc, database_url)})"
+                f"({safe_reason(exc, database_url)})"
             ) from None
         finally:
             engine.dispose()

@@ -23,6 +23,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import NoResultFound, SQLAlchemyError
 
+from monitor.archive.chain import MESSAGE_FIELDS, Chain, Entry, message_digest
+from monitor.archive.chain_store import chain_rows
 from monitor.archive.models import (
     DEDUPE_KEY_MAX,
     ArchivedHit,
@@ -40,23 +42,9 @@ __all__ = ["Archive", "StoreResult"]
 
 _TABLE: Table = MessageRecord.__table__
 
-_COLUMNS = (
-    "dedupe_key",
-    "channel",
-    "msg_type",
-    "event",
-    "from_user",
-    "to_user",
-    "agent_id",
-    "create_time",
-    "content",
-    "raw",
-    "received_at",
-    "rules_version",
-    "conversation_id",
-    "direction",
-)
-"""The columns a store writes (all but the generated ``id``), in :func:`_row` order."""
+_COLUMNS = MESSAGE_FIELDS
+"""The columns a store writes (all but the generated ``id``), in :func:`_row` order: the order of
+a message's values in its hash-chain digest too."""
 
 _Row = tuple[Any, ...]
 """One message's values for :data:`_COLUMNS`, before bind processing."""
@@ -220,6 +208,8 @@ class _StoreInbound:
             stored = {**inserted, **{key: message_id for key, message_id in found}}
         self._insert_hits(conn, items, first, inserted)
         _apply_effects(conn, items, first, inserted)
+        if inserted:  # a batch of WeCom retries only inserts nothing, and adds no block
+            chain_rows(conn, Chain.ARCHIVE, _entries(items, first, inserted))
         results: list[StoreResult] = []
         for index, (row, _hits, _effects) in enumerate(items):
             key = row[0]
@@ -261,6 +251,22 @@ class _StoreInbound:
         ]
         if hit_rows:
             conn.execute(self._insert_hit, hit_rows)
+
+
+def _entries(
+    items: Sequence[_Item], first: dict[str, int], inserted: dict[str, int]
+) -> list[Entry]:
+    """The archive chain's entries of the messages this batch inserted, hits folded in."""
+    entries: list[Entry] = []
+    for key, message_id in inserted.items():
+        row, hits, _effects = items[first[key]]
+        version = row[_VERSION_INDEX]
+        folded = [
+            (h.word, h.group, h.severity, h.start, h.end, version, h.via, h.parts_json())
+            for h in hits
+        ]
+        entries.append(Entry("message", message_id, message_digest(row, folded)))
+    return entries
 
 
 def _apply_effects(

@@ -20,6 +20,7 @@ from sqlalchemy import text
 
 from bot.web.app import create_app
 from bot.web.keys import CONFIG, KF_PULLER, WRITER
+from monitor.archive.verify import verify_database
 from tests.support.app import (
     AES_KEY,
     CORP_ID,
@@ -403,6 +404,11 @@ async def test_send_failure_and_recall_are_recorded(env: Env) -> None:
     }
     # Recalled, not deleted: the original stays archived.
     assert env.sql("SELECT content FROM message WHERE dedupe_key = 'kf:c8-1'")[0][0] == "发货"
+    # Both flags joined the archive's hash chain, beside the messages they mark.
+    archive, audit = verify_database(env.client.app[WRITER].engine)
+    assert (archive.problem, audit.problem) == (None, None)
+    assert archive.rows["message_flag"] == 2
+    assert archive.rows["message"] == env.sql("SELECT count(*) FROM message")[0][0]
 
 
 async def test_events_during_a_pull_make_it_pull_once_more(env: Env) -> None:

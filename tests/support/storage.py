@@ -1,7 +1,8 @@
-"""Fixtures and helpers shared by the storage tests (test_db, test_archive).
+"""Fixtures and helpers shared by the storage tests (test_db, test_archive, the chain tests).
 
-Each test module defines its own ``engine`` fixture (with the tables it needs); the fixtures here
-build on whichever ``engine`` the requesting module provides.
+Each test module defines its own ``engine`` fixture (with the tables it needs; ``schema_engine``
+when that is the whole schema at head); the fixtures here build on whichever ``engine`` the
+requesting module provides.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from sqlalchemy import Connection, Engine, event
 
-from monitor.archive import GroupCommitWriter
+from monitor.archive import GroupCommitWriter, create_schema, make_engine
 from tests.support.waiting import until
 
-__all__ = ["Gate", "closing", "commits", "queued", "statements", "writer"]
+__all__ = ["Gate", "closing", "commits", "queued", "schema_engine", "statements", "writer"]
+
+
+@pytest.fixture
+def schema_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on the test's database (both backends) with the schema at head."""
+    eng = make_engine(database_url)
+    create_schema(eng)
+    yield eng
+    eng.dispose()
 
 
 @pytest.fixture

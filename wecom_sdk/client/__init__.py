@@ -1,4 +1,5 @@
-"""Async WeCom server-API client: ``WeComClient`` with ``message``, ``kf`` and ``robot`` groups.
+"""Async WeCom server-API client: ``WeComClient`` with ``message``, ``appchat``, ``kf`` and ``robot``
+groups.
 
 Tokens are cached (memory or Redis) and refreshed single-flight; errcodes become typed
 :mod:`wecom_sdk.errors` exceptions. https://developer.work.weixin.qq.com/document/path/90664
@@ -6,6 +7,7 @@ Tokens are cached (memory or Redis) and refreshed single-flight; errcodes become
 
 from __future__ import annotations
 
+from .appchat import AppChatApi
 from .caller import Caller
 from .externalcontact import ExternalContactApi
 from .kf import KfApi
@@ -19,6 +21,7 @@ from .wecom_client import DEFAULT_API_BASE, RetryPolicy, WeComClient, check_resp
 __all__ = [
     "DEFAULT_API_BASE",
     "AiohttpTransport",
+    "AppChatApi",
     "Caller",
     "ExternalContactApi",
     "KfApi",

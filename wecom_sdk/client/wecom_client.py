@@ -1,6 +1,7 @@
 """The WeCom API client: one transport, errcode mapping, bounded retries, token refresh.
 
-API groups (``client.message``, ``client.kf``, ``client.robot``) are thin classes over the
+API groups (``client.message``, ``client.appchat``, ``client.kf``, ``client.robot``) are thin
+classes over the
 :class:`~wecom_sdk.client.caller.Caller` protocol, which :class:`WeComClient` satisfies.
 Errcodes: https://developer.work.weixin.qq.com/document/path/90313.
 """
@@ -19,6 +20,7 @@ import aiohttp
 from yarl import URL
 
 from ..errors import ApiError, ServiceUnavailable, TokenInvalid, TransportError, api_error
+from .appchat import AppChatApi
 from .externalcontact import ExternalContactApi
 from .kf import KfApi
 from .message import MessageApi
@@ -113,6 +115,7 @@ class WeComClient:
         cache = token_cache if token_cache is not None else MemoryTokenCache(clock=clock)
         self.tokens = TokenManager(self._fetch_token, cache, token_key(corp_id, secret))
         self.message = MessageApi(self)
+        self.appchat = AppChatApi(self)
         self.kf = KfApi(self)
         self.robot = RobotApi(self)
         self.externalcontact = ExternalContactApi(self)

@@ -1,9 +1,12 @@
-"""App messages and the group robot: ``message/send``, ``message/update_template_card`` and
-``webhook/send`` as WeCom checks and answers them (wecom-protocol.md §5).
+"""App messages, app group chats and the group robot: ``message/send``,
+``message/update_template_card``, ``appchat/send`` and ``webhook/send`` as WeCom checks and
+answers them (wecom-protocol.md §5; appchat: doc 90248).
 
 81013 when every recipient field is empty; 40008 for a msgtype WeCom does not know or without its
 body; 40058 for a template card without ``card_type``, an interactive one without ``task_id``, an
-update without ``response_code`` or without ``button``/``template_card``.
+update without ``response_code`` or without ``button``/``template_card``; 86001 for an
+``appchat/send`` to a chat id that is missing or not one of the app's chats
+(``EmulatorSettings.app_chats``).
 """
 
 from __future__ import annotations
@@ -80,6 +83,24 @@ def update_template_card(
     return Accepted({"invaliduser": []})
 
 
+def appchat_send(
+    settings: EmulatorSettings, state: EmulatorState, body: dict[str, Any]
+) -> Accepted:
+    """``appchat/send`` (doc 90248): a message into a group chat the app created."""
+    chatid = body.get("chatid")
+    known = settings.app_chats
+    if not isinstance(chatid, str) or not chatid or (known is not None and chatid not in known):
+        raise Refusal(86001, "chatid invalid")
+    msgtype = body.get("msgtype")
+    if msgtype not in MSGTYPES - {"template_card", "miniprogram_notice"} or not isinstance(
+        body.get(msgtype), dict
+    ):
+        raise Refusal(40008, "invalid message type")
+    if msgtype in ("text", "markdown"):
+        check_text(body[msgtype].get("content"), 2048)
+    return Accepted()
+
+
 def webhook_send(
     settings: EmulatorSettings, state: EmulatorState, body: dict[str, Any]
 ) -> Accepted:
@@ -94,5 +115,6 @@ def webhook_send(
 MESSAGE_ENDPOINTS: dict[str, Endpoint] = {
     "message/send": message_send,
     "message/update_template_card": update_template_card,
+    "appchat/send": appchat_send,
     "webhook/send": webhook_send,
 }

@@ -48,3 +48,6 @@ class EmulatorSettings:
     id_prefix: str = ""
     #: Keep only the latest this many calls in the history (None: all of them).
     history_limit: int | None = None
+    #: The group chats the app created, which ``appchat/send`` may post to (else 86001); None
+    #: takes any non-empty chat id.
+    app_chats: set[str] | None = None

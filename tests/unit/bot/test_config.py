@@ -37,6 +37,7 @@ def test_example_config_has_contract_values() -> None:
     assert config.storage.database_url.startswith("sqlite:///")
     assert config.storage.redis_url == ""
     assert config.review.path == "/review"
+    assert config.archive.anchor_chat == ""
 
 
 def test_every_example_key_is_commented() -> None:
@@ -91,6 +92,9 @@ def test_secrets_not_in_repr(tmp_path: Path) -> None:
         (MINIMAL + "[server]\nbogus = 1\n", "[server].bogus"),
         (MINIMAL + "[nonsense]\n", "[nonsense]"),
         (MINIMAL + "[rules]\npaths = 3\n", "[rules].paths"),
+        (MINIMAL + '[archive]\nanchor_chat = "chat-1"\n', "[archive].anchor_chat"),
+        (MINIMAL + f'[archive]\nanchor_chat = "{"c" * 33}"\n', "[archive].anchor_chat"),
+        (MINIMAL + "[archive]\nanchor_chat = 12\n", "[archive].anchor_chat"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:
@@ -102,6 +106,11 @@ def test_bad_config_names_the_key(tmp_path: Path, text: str, key: str) -> None:
 def test_several_workers_with_redis_ok(tmp_path: Path) -> None:
     text = MINIMAL + '[server]\nworkers = 3\n[storage]\nredis_url = "redis://127.0.0.1:6379/0"\n'
     assert load_config(write(tmp_path, text), {}).server.workers == 3
+
+
+def test_anchor_chat_is_read(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, MINIMAL + '[archive]\nanchor_chat = "wrAnchor01"\n'), {})
+    assert config.archive.anchor_chat == "wrAnchor01"
 
 
 def test_agent_id_as_number(tmp_path: Path) -> None:

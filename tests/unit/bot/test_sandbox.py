@@ -132,6 +132,9 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], int]] = [
     ("message/update_template_card", {"agentid": AGENT_ID, "button": {}}, 40058),
     ("message/update_template_card", {"response_code": "rc", "agentid": "x"}, 40056),
     ("message/update_template_card", {"response_code": "rc", "agentid": AGENT_ID}, 40058),
+    ("appchat/send", {"msgtype": "text", "text": {"content": "x"}}, 86001),
+    ("appchat/send", {"chatid": "c1", "msgtype": "template_card", "template_card": {}}, 40008),
+    ("appchat/send", {"chatid": "c1", "msgtype": "text", "text": {"content": ""}}, 44004),
     ("kf/sync_msg", {"open_kfid": ""}, 95000),
     ("kf/sync_msg", {"open_kfid": "wk1", "limit": 0}, 40058),
     ("kf/send_msg", {"touser": "wm1", "msgtype": "text", "text": {"content": "x"}}, 95000),
@@ -289,6 +292,8 @@ async def test_good_calls_answer_like_wecom(sandbox: SandboxTransport, log: Sand
         {"msgtype": "markdown", "markdown": {"content": "**告警**"}},
     )
     assert robot == {"errcode": 0, "errmsg": "ok"}
+    chat = {"chatid": "anchor1", "msgtype": "text", "text": {"content": "heads"}, "safe": 0}
+    assert await post(sandbox, "appchat/send", chat) == {"errcode": 0, "errmsg": "ok"}
     # Everything but kf/sync_msg is recorded, oldest first in `since`.
     paths = [c.path for c in await log.since(0)]
     assert paths == [
@@ -300,6 +305,7 @@ async def test_good_calls_answer_like_wecom(sandbox: SandboxTransport, log: Sand
         "kf/service_state/trans",
         "kf/service_state/get",
         "webhook/send",
+        "appchat/send",
     ]
     first = (await log.since(0))[0]
     assert json.loads(first.body) == card_msg()
@@ -421,6 +427,8 @@ async def test_page_renders_the_card(
         BASE.join(URL("webhook/send")).with_query(key=ROBOT_KEY),
         {"msgtype": "text", "text": {"content": "群通知", "mentioned_list": ["boss"]}},
     )
+    chat = {"chatid": "anchor1", "msgtype": "text", "text": {"content": "archive 3 ab12"}}
+    await post(sandbox, "appchat/send", chat)
     app = web.Application()
     add_sandbox_routes(app, log)
     client = await aiohttp_client(app)
@@ -440,6 +448,8 @@ async def test_page_renders_the_card(
         "<pre>**重点**\n次行</pre>",
         "卡片按钮更新为：已认领",
         "群机器人（@boss）",
+        "发给：群聊 anchor1",
+        "<pre>archive 3 ab12</pre>",
         "<details><summary>JSON</summary>",
     ):
         assert shown in html, shown

@@ -56,7 +56,23 @@ def archive(writer: GroupCommitWriter) -> Archive:
 
 
 def count(statements: list[str], verb: str) -> int:
-    return sum(1 for s in statements if s.lstrip().upper().startswith(verb))
+    """Statements starting with ``verb``, the hash chain's block append left out."""
+    return sum(1 for s in store_statements(statements) if s.lstrip().upper().startswith(verb))
+
+
+def store_statements(statements: list[str]) -> list[str]:
+    return [s for s in statements if "chain_" not in s]
+
+
+def block_append(statements: list[str]) -> list[str]:
+    """The hash chain's statements, as their first words: the batch's one block append."""
+    return [" ".join(s.split()[:4]) for s in statements if "chain_" in s]
+
+
+def one_block(engine: Engine) -> list[str]:
+    """Lock the chain (PostgreSQL), read its last block, add one: the chain's whole cost per batch."""
+    lock = ["SELECT chain FROM chain_lock"] if engine.dialect.name == "postgresql" else []
+    return [*lock, "SELECT seq, block_hash FROM", "INSERT INTO chain_block (chain,"]
 
 
 async def test_store_and_read_back_chinese_and_emoji(archive: Archive) -> None:
@@ -213,6 +229,9 @@ async def test_one_insert_statement_per_batch(
     assert len({r.message_id for r in results}) == 100
     assert count(statements, "INSERT") == 1  # one multi-row INSERT, one round trip
     assert count(statements, "SELECT") == 0  # nothing was archived before: no id lookup
+    chain = one_block(writer.engine)
+    assert block_append(statements) == chain  # at the end of the batch, as it commits
+    assert statements[-len(chain) :] == [s for s in statements if "chain_" in s]
     assert commits == [1, 100]
     assert await archive.count() == 100
     for i in (0, 57, 99):  # each caller got its own row's id
@@ -258,6 +277,7 @@ async def test_duplicates_and_archived_keys_in_one_batch(
     }
     assert count(statements, "INSERT") == 1
     assert count(statements, "SELECT") == 1  # one lookup for the already archived key
+    assert block_append(statements) == one_block(writer.engine)
     assert commits == [1, 7]  # one transaction, no unit failed
     assert await archive.count() == 4
     stored_a, stored_old = await archive.get("a"), await archive.get("old")
@@ -311,7 +331,7 @@ async def test_batches_larger_than_one_insert_page(engine: Engine) -> None:
         await queued(writer, n + 1)
 
         def on_execute(*args: object) -> None:
-            if str(args[2]).startswith("INSERT"):
+            if str(args[2]).startswith("INSERT INTO message"):
                 inserts.append(str(args[2]))
 
         event.listen(engine, "before_cursor_execute", on_execute)

@@ -5,6 +5,9 @@ commit e3df39a, the last layout without them) is adopted as revision 0001 with e
 a database newer than the code is refused; N workers upgrading at once do not race; and
 ``run_bot.py db upgrade`` says so.
 
+Revision 0003 starts the hash chains: every row an upgrade finds goes into genesis blocks, so
+``archive verify`` passes right after it, and no row changes.
+
 The old databases come from SQL dumps in tests/data, ``schema_e3df39a.sqlite.sql`` and
 ``schema_e3df39a.postgresql.sql``, made by running e3df39a's own ``create_schema`` and writing
 rows into every table; ``tests/data/make_schema_e3df39a.py`` made them (its docstring says how).
@@ -31,6 +34,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, MetaData, func, inspect, select, text
 
 from monitor.archive import (
@@ -43,7 +47,9 @@ from monitor.archive import (
     make_engine,
     upgrade_schema,
 )
+from monitor.archive.chain import Chain
 from monitor.archive.schema import METADATA, alembic_config, head_revision
+from monitor.archive.verify import verify_database
 from tests.support.app import write_config
 from tests.support.paths import DATA, REPO
 
@@ -69,6 +75,8 @@ OLD_ROWS = {
 }
 """Rows per table in the dumps: every table of the schema has some."""
 T1 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
+CHAIN_TABLES = frozenset({"chain_block", "chain_lock", "chain_anchor"})
+"""Made by revision 0003; their rows (hashes, block times) are checked through the verifier."""
 
 
 def _libpq(url: str) -> str:
@@ -138,12 +146,34 @@ def snapshot(engine: Engine, *, skip: str = "") -> dict[str, list[tuple[Any, ...
         }
 
 
+def without_chains(tables: dict[str, list[tuple[Any, ...]]]) -> dict[str, list[tuple[Any, ...]]]:
+    return {name: rows for name, rows in tables.items() if name not in CHAIN_TABLES}
+
+
+def assert_chained(engine: Engine, *, blocks: dict[Chain, int]) -> None:
+    """Every row of the chained tables is in a genesis block, and both chains verify."""
+    with engine.connect() as conn:
+        counts = {
+            name: conn.execute(select(func.count()).select_from(METADATA.tables[name])).scalar_one()
+            for name in ("message", "message_flag", "audit_event")
+        }
+    reports = {report.chain: report for report in verify_database(engine)}
+    assert [r.problem for r in reports.values()] == [None, None]
+    assert {chain: r.blocks for chain, r in reports.items()} == blocks
+    assert dict(reports[Chain.ARCHIVE].rows) == {
+        "message": counts["message"],
+        "message_flag": counts["message_flag"],
+    }
+    assert dict(reports[Chain.AUDIT].rows) == {"audit_event": counts["audit_event"]}
+
+
 def adopted(
     before: dict[str, list[tuple[Any, ...]]], *, skip: str = ""
 ) -> dict[str, list[tuple[Any, ...]]]:
     """What an old database's rows look like at head: the same, but ``alert_audit``'s rows moved
-    to ``audit_event`` (0002), hits with an empty ``via`` and ``parts`` (0003b), and the tables the
-    old database lacked there, empty."""
+    to ``audit_event`` (0002), hits with an empty ``via`` and ``parts`` (0004), and the tables the
+    old database lacked there, empty (the chain tables left out: :func:`assert_chained` checks
+    those)."""
     after = {name: rows for name, rows in before.items() if name != "alert_audit"}
     after["audit_event"] = [
         (index, at, user, source, action, alert_id, _detail(old_before, old_after), "")
@@ -151,10 +181,11 @@ def adopted(
             before.get("alert_audit", []), start=1
         )
     ]
-    # 0003b: hits gained ``via`` and ``parts``, empty on the rows stored before.
+    # 0004: hits gained ``via`` and ``parts``, empty on the rows stored before.
     after["hit"] = [(*row, None, None) for row in before.get("hit", [])]
     for name in METADATA.tables:
-        after.setdefault(name, [])
+        if name not in CHAIN_TABLES:
+            after.setdefault(name, [])
     after.pop(skip, None)
     return after
 
@@ -312,8 +343,9 @@ def test_old_database_is_adopted_with_every_row(old_url: str) -> None:
         )
         assert revision_of(eng) == head
         after = snapshot(eng)
-        assert after == adopted(before)  # nothing recreated, nothing lost
+        assert without_chains(after) == adopted(before)  # nothing recreated, nothing lost
         assert len(after["audit_event"]) == OLD_ROWS["alert_audit"]
+        assert_chained(eng, blocks={Chain.ARCHIVE: 1, Chain.AUDIT: 1})
         with eng.connect() as conn:
             assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
         again = upgrade_schema(eng)
@@ -323,11 +355,18 @@ def test_old_database_is_adopted_with_every_row(old_url: str) -> None:
         eng.dispose()
 
 
+def empty_counts() -> dict[str, int]:
+    """Rows per table of an empty database at head: only the two chains' lock rows."""
+    return {**dict.fromkeys(METADATA.tables, 0), "chain_lock": 2}
+
+
 def adopted_counts() -> dict[str, int]:
-    """Rows per table once an old database is at head (:func:`adopted`)."""
-    counts = dict.fromkeys(METADATA.tables, 0)
+    """Rows per table once an old database is at head (:func:`adopted`), with one genesis block
+    per chain."""
+    counts = empty_counts()
     counts.update({name: n for name, n in OLD_ROWS.items() if name != "alert_audit"})
     counts["audit_event"] = OLD_ROWS["alert_audit"]
+    counts["chain_block"] = 2
     return counts
 
 
@@ -435,6 +474,19 @@ NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("message_flag", {"dedupe_key": "kf:m1", "flag": "recalled", "created_at": T1}),
     ("sandbox_call", {"at": T1, "path": "kf/send_msg", "body": "{}", "answer": "{}"}),
+    (
+        "chain_block",
+        {
+            "chain": "spare",
+            "seq": 1,
+            "prev_hash": "0" * 64,
+            "block_hash": "1" * 64,
+            "created_at": T1,
+            "entries": "",
+        },
+    ),
+    ("chain_lock", {"chain": "spare"}),
+    ("chain_anchor", {"day": "2026-04-01", "lease_until": T1}),
 ]
 
 
@@ -495,7 +547,8 @@ def test_old_database_lacking_a_table_gets_it(old_url: str) -> None:
         before = snapshot(eng, skip="sandbox_call")
         create_schema(eng)
         assert revision_of(eng) == head_revision()
-        assert snapshot(eng, skip="sandbox_call") == adopted(before, skip="sandbox_call")
+        after = without_chains(snapshot(eng, skip="sandbox_call"))
+        assert after == adopted(before, skip="sandbox_call")
         with eng.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM sandbox_call")).scalar_one() == 0
             assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
@@ -543,10 +596,29 @@ def test_workers_upgrading_at_once_do_not_race(database_url: str, made_by: str) 
         assert versions == [(head_revision(),)]
         counts = {name: len(rows) for name, rows in snapshot(engines[0]).items()}
         expected = adopted_counts()
-        assert counts == (expected if made_by == "e3df39a" else dict.fromkeys(expected, 0))
+        assert counts == (expected if made_by == "e3df39a" else empty_counts())
     finally:
         for eng in engines:
             eng.dispose()
+
+
+def test_a_big_audit_log_gets_several_genesis_blocks(engine: Engine, database_url: str) -> None:
+    config = alembic_config(database_url)
+    genesis_rows = ScriptDirectory.from_config(config).get_revision("0003").module.GENESIS_ROWS
+    command.upgrade(config, "0002")
+    audit = METADATA.tables["audit_event"]
+    row = {"at": T1, "source": "web", "action": "view", "target": "", "detail": "{}", "address": ""}
+    rows = [{**row, "actor": f"u{i}"} for i in range(genesis_rows + 1)]
+    with engine.begin() as conn:
+        conn.execute(audit.insert(), rows)
+    create_schema(engine)
+    assert_chained(engine, blocks={Chain.ARCHIVE: 0, Chain.AUDIT: 2})
+    with engine.connect() as conn:
+        sizes = [
+            len(entries.split())
+            for (entries,) in conn.execute(text("SELECT entries FROM chain_block ORDER BY seq"))
+        ]
+    assert sizes == [genesis_rows, 1]
 
 
 # -- a database newer than the code ---------------------------------------------------------------

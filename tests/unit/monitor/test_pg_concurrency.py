@@ -9,6 +9,9 @@ that table and wait there together (seen in ``pg_stat_activity``), then the lock
   its claimed rows the second one finds none; without it both claim (and send) every row.
 - alert intake: ``lock_conversation`` takes a transaction advisory lock, so the second message of
   the conversation waits for the first one's alert and joins it; without it both open one.
+- hash chain: two workers' batches insert their messages side by side and wait for each other
+  only to append their blocks (the chain's lock row, taken as they commit); and a batch that
+  commits after another one with higher ids still verifies (blocks are not in id order).
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from monitor.alerts.outbox import OutboxSettings, OutboxWorker
 from monitor.alerts.policy import AlertPolicy, AlertSubject
 from monitor.archive import Archive, GroupCommitWriter, InboundRecord, create_schema, make_engine
 from monitor.archive.models import ArchivedHit
+from monitor.archive.verify import verify_database
 from rules.models import Audience, Hit, Severity
+from tests.support.storage import Gate, queued
 from tests.support.waiting import until
 from tests.unit.monitor.test_outbox import GROUP, Clock
 from wecom_sdk.client import RetryPolicy, WeComClient
@@ -206,3 +211,76 @@ async def test_two_intakes_of_one_conversation_at_once_open_one_alert(
         alerts: list[Any] = list(conn.execute(select(AlertRecord)))  # type: ignore[arg-type]
     assert len(alerts) == 1, [a.alert_id for a in alerts]
     assert alerts[0].count == 2
+
+
+def _plain(key: str) -> InboundRecord:
+    return InboundRecord(
+        dedupe_key=key,
+        channel="app",
+        msg_type="text",
+        from_user="u",
+        to_user="c",
+        create_time=0,
+        raw="<xml/>",
+        content=key,
+    )
+
+
+def _block_ids(engine: Engine) -> list[list[str]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text("SELECT entries FROM chain_block WHERE chain = 'archive' ORDER BY seq")
+        ).scalars()
+        return [[e.split(":")[0] for e in entries.split()] for entries in rows]
+
+
+async def test_two_workers_wait_for_each_other_only_to_append_their_blocks(
+    engines: list[Engine], writers: list[GroupCommitWriter]
+) -> None:
+    archives = [Archive(w) for w in writers]
+    # SHARE lets reads and row locks through, not the block's INSERT: the worker that locked the
+    # chain waits there, the other one waits for that row lock. Both got there with their
+    # messages inserted: nothing before the block append made them wait.
+    lock = TableLock(engines[0], "chain_block")
+    try:
+        stores = [
+            asyncio.create_task(archive.store_inbound(_plain(f"w{n}")))
+            for n, archive in enumerate(archives)
+        ]
+        await until(lambda: lock.waiting() == 2, "both workers at their block append")
+        with engines[0].connect() as conn:
+            activity = conn.execute(
+                text(
+                    "SELECT query FROM pg_stat_activity "
+                    "WHERE application_name = ANY(:names) AND wait_event_type = 'Lock'"
+                ),
+                {"names": list(WORKERS)},
+            ).scalars()
+            waiting = sorted(" ".join(q.split()[:2]) for q in activity)
+    finally:
+        lock.release()
+    results = await asyncio.gather(*stores)
+    assert waiting == ["INSERT INTO", "SELECT chain"]
+    assert sorted(_block_ids(engines[0])) == sorted([[f"m{r.message_id}"] for r in results])
+    assert [r.problem for r in verify_database(engines[0])] == [None, None]
+
+
+async def test_blocks_committed_out_of_id_order_still_verify(
+    engines: list[Engine], writers: list[GroupCommitWriter]
+) -> None:
+    first, second = (Archive(w) for w in writers)
+    busy, inside = Gate(), Gate()
+    held = await busy.hold(writers[0])  # the next units of worker 1 form one batch:
+    early = asyncio.create_task(first.store_inbound(_plain("early")))  # its message first,
+    holding = asyncio.create_task(writers[0].run(inside))  # then a unit that waits inside
+    await queued(writers[0], 3)
+    busy.release.set()
+    await held
+    assert await asyncio.to_thread(inside.entered.wait, 5)  # "early" has its id, uncommitted
+    late = await second.store_inbound(_plain("late"))  # a higher id, committed first
+    inside.release.set()
+    stored_early = await early
+    await holding
+    assert stored_early.message_id < late.message_id
+    assert _block_ids(engines[0]) == [[f"m{late.message_id}"], [f"m{stored_early.message_id}"]]
+    assert [r.problem for r in verify_database(engines[0])] == [None, None]

@@ -267,6 +267,23 @@ async def test_kf_send_state_and_event(env: Env) -> None:
     }
 
 
+async def test_appchat_send_text_body_matches_protocol(env: Env) -> None:
+    env.fake.app_chats = {"anchorchat1"}
+    async with env.client() as client:
+        answer = await client.appchat.send_text("anchorchat1", "archive 12 3f2a\naudit 4 9bc1")
+        with pytest.raises(ApiError) as info:
+            await client.appchat.send_text("otherchat", "x")
+    assert answer == {"errcode": 0, "errmsg": "ok"}
+    assert env.fake.calls_to("appchat/send")[0].body == {
+        "chatid": "anchorchat1",
+        "msgtype": "text",
+        "text": {"content": "archive 12 3f2a\naudit 4 9bc1"},
+        "safe": 0,
+    }
+    assert info.value.errcode == 86001
+    assert [c.errcode for c in env.fake.history if c.path == "appchat/send"] == [0, 86001]
+
+
 async def test_robot_uses_key_not_token(env: Env) -> None:
     async with env.client() as client:
         await client.robot.send_text("robot-key-1", "告警", mentioned_list=["@all"])
@@ -295,6 +312,9 @@ async def test_robot_uses_key_not_token(env: Env) -> None:
         lambda c: c.kf.send_msg("wm1", "wk1", "msgmenu", {"list": [{}] * 11}),
         lambda c: c.kf.service_state_trans("wk1", "wm1", 3),
         lambda c: c.robot.send_markdown("robot-key-1", "x" * 4097),
+        lambda c: c.appchat.send_text("", "x"),
+        lambda c: c.appchat.send_text("chat1", ""),
+        lambda c: c.appchat.send_text("chat1", "字" * 683),
     ],
 )
 async def test_client_side_validation(env: Env, call: Any) -> None:

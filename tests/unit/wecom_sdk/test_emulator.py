@@ -75,6 +75,19 @@ BAD: list[tuple[str, dict[str, str], str, int]] = [
         json.dumps({"open_kfid": "wk1", "external_userid": "wm1", "service_state": True}),
         40058,
     ),
+    ("appchat/send", {"access_token": "TOKEN"}, json.dumps({"msgtype": "text"}), 86001),
+    (
+        "appchat/send",
+        {"access_token": "TOKEN"},
+        json.dumps({"chatid": "c1", "msgtype": "fax", "fax": {}}),
+        40008,
+    ),
+    (
+        "appchat/send",
+        {"access_token": "TOKEN"},
+        json.dumps({"chatid": "c1", "msgtype": "text", "text": {"content": "字" * 683}}),
+        45002,
+    ),
     ("webhook/send", {"key": "wrong"}, json.dumps({"msgtype": "text"}), 93000),
 ]
 
