@@ -239,7 +239,7 @@ def test_word_boundary_on_the_hit_clause(text: str, expected: list[tuple[str, st
     assert _hits(compile_rules(CLAUSE_RULES), text) == expected
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.sampled_from(
