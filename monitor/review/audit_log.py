@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select, true
 from monitor.archive.audit import AUDIT
 from monitor.review.auth import require_admin, services_of
 from monitor.review.case_view import ACTION_LABELS
-from monitor.review.params import date_param, day_range, int_param, text_param
+from monitor.review.params import date_param, day_range, int_param, link_query, text_param
 from monitor.review.render import render_page
 
 __all__ = ["AuditFilter", "AuditPage", "AuditRow", "add_audit_log_routes", "load_audit"]
@@ -62,8 +62,7 @@ class AuditFilter:
             "until": self.until.isoformat() if self.until else "",
             "page": "" if self.page == 1 else str(self.page),
         }
-        values.update({key: str(value) for key, value in changes.items()})
-        return {key: value for key, value in values.items() if value}
+        return link_query(values, changes)
 
 
 @dataclass(frozen=True, slots=True)

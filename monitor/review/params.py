@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import ColumnElement
 
-__all__ = ["date_param", "day_range", "int_param", "text_param"]
+__all__ = ["date_param", "day_range", "int_param", "link_query", "text_param"]
 
 
 def text_param(raw: object, limit: int = 200) -> str:
@@ -42,3 +42,10 @@ def day_range(
     if until is not None:
         parts.append(column < datetime.combine(until, time(), UTC) + timedelta(days=1))
     return parts
+
+
+def link_query(values: dict[str, str], changes: dict[str, object]) -> dict[str, str]:
+    """A filter form's values with ``changes`` applied, empty ones left out (for the pages' links,
+    e.g. the next page with the same filters)."""
+    merged = {**values, **{key: str(value) for key, value in changes.items()}}
+    return {key: value for key, value in merged.items() if value}

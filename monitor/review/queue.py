@@ -17,7 +17,7 @@ from sqlalchemy import ColumnElement, Connection, and_, func, select, true
 
 from monitor.alerts import store
 from monitor.alerts.policy import AlertKind, AlertStatus
-from monitor.review.params import date_param, day_range, int_param, text_param
+from monitor.review.params import date_param, day_range, int_param, link_query, text_param
 from rules.models import Severity
 
 __all__ = [
@@ -97,8 +97,7 @@ class QueueFilter:
             "until": self.until.isoformat() if self.until else "",
             "page": "" if self.page == 1 else str(self.page),
         }
-        values.update({key: str(value) for key, value in changes.items()})
-        return {key: value for key, value in values.items() if value}
+        return link_query(values, changes)
 
 
 @dataclass(frozen=True, slots=True)
