@@ -58,11 +58,13 @@ async def queue_page(request: web.Request) -> web.Response:
     """``GET /review/``: open cases, most severe and oldest first, with filters and paging."""
     services = services_of(request)
     wanted = QueueFilter.from_query(request.query)
-    page = await _read(
+    page, reviewers = await _read(
         services.engine,
-        lambda conn: load_queue(conn, wanted, page_size=services.settings.page_size),
+        lambda conn: (
+            load_queue(conn, wanted, page_size=services.settings.page_size),
+            active_reviewers(conn),
+        ),
     )
-    reviewers = await _read(services.engine, active_reviewers)
     return render_page(
         request,
         "queue.html",
@@ -95,10 +97,14 @@ async def _render_conversation(
 ) -> web.Response:
     services = services_of(request)
     context = _context_size(request.query.get("context"), services.settings.context_messages)
-    thread = await _read(
-        services.engine, lambda conn: load_thread(conn, conversation_id, context=context)
+    thread, cases, reviewers = await _read(
+        services.engine,
+        lambda conn: (
+            load_thread(conn, conversation_id, context=context),
+            load_cases(conn, conversation_id),
+            active_reviewers(conn),
+        ),
     )
-    cases = await _read(services.engine, lambda conn: load_cases(conn, conversation_id))
     if not thread.total and not cases:
         raise web.HTTPNotFound(text="没有这个会话")
     reviewer = current_reviewer(request)
@@ -108,7 +114,6 @@ async def _render_conversation(
             conn, conversation_id, actor=reviewer.username, now=now, address=client_address(request)
         )
     )
-    reviewers = await _read(services.engine, active_reviewers)
     return render_page(
         request,
         "conversation.html",
@@ -121,7 +126,6 @@ async def _render_conversation(
             "error_case": error_case,
             "error_message": error.message if error is not None else "",
             "comment": comment,
-            "actions": CaseAction,
             "more_context": min(max(context, 1) * 4, MAX_SHOWN),
             "all_context": MAX_SHOWN,
         },
