@@ -52,6 +52,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "DATABASE_URL": ("storage", "database_url"),
     "REDIS_URL": ("storage", "redis_url"),
     "SENTINEL_METRICS_TOKEN": ("metrics", "bearer_token"),
+    "WECOM_MSGAUDIT_SECRET": ("msgaudit", "secret"),
 }
 
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
@@ -350,6 +351,78 @@ _SEVERITIES = ("low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True, slots=True)
+class MsgauditConfig:
+    """``[msgaudit]``: staff chats pulled from WeCom's conversation archive (会话内容存档).
+
+    Paths (``sdk_path``, ``fake_source``, ``private_keys``, ``media_dir``) are relative to the
+    config file's folder (made absolute by :func:`load_config`).
+    """
+
+    enabled: bool = False
+    #: The vendor library ``libWeWorkFinanceSdk_C.so`` (never shipped with the project).
+    sdk_path: str = ""
+    #: Used when ``sdk_path`` is empty: a file of ``chatdata`` entries (design.md §3).
+    fake_source: str = ""
+    #: The archive's own Secret (管理工具 → 会话内容存档); prefer env WECOM_MSGAUDIT_SECRET.
+    secret: str = field(default="", repr=False)
+    #: ``{"<publickey_ver>" = "key.pem"}``: every private key ever uploaded (keep old versions).
+    private_keys: Mapping[str, str] = field(default_factory=dict)
+    #: Seconds between pulls besides the ``msgaudit_notify`` callbacks.
+    poll_interval_s: float = 60.0
+    #: Tell the operators when the newest archived message is older than this (WeCom keeps 5 days).
+    lag_alert_hours: float = 24.0
+    #: Who is told about the lag (WeCom userids); empty = ``[alerts] managers``.
+    operators: tuple[str, ...] = ()
+    #: Entries per GetChatData call (1..1000).
+    page_limit: int = 1000
+    #: GetChatData / GetMediaData timeout in seconds.
+    timeout_s: int = 5
+    #: An HTTP proxy for the vendor library, when the host has no direct route to WeCom.
+    proxy: str = ""
+    proxy_password: str = field(default="", repr=False)
+    #: Where media files are stored by content (sha256); relative to the config file.
+    media_dir: str = "data/media"
+    #: Larger media files are not downloaded (the message is archived all the same).
+    media_max_bytes: int = 100 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.enabled, bool), "[msgaudit].enabled", "must be true or false")
+        _check(
+            isinstance(self.private_keys, Mapping)
+            and all(
+                isinstance(v, str) and v and k.isdigit() and int(k) > 0
+                for k, v in self.private_keys.items()
+            ),
+            "[msgaudit].private_keys",
+            'must map each publickey_ver (a positive number in quotes) to a PEM file: {"1" = "key.pem"}',
+        )
+        _check(self.poll_interval_s > 0, "[msgaudit].poll_interval_s", "must be positive")
+        _check(
+            0 < self.lag_alert_hours < 120,
+            "[msgaudit].lag_alert_hours",
+            "must be between 0 and 120 (WeCom keeps archived chats 5 days)",
+        )
+        _check(1 <= self.page_limit <= 1000, "[msgaudit].page_limit", "must be 1..1000")
+        _check(1 <= self.timeout_s <= 60, "[msgaudit].timeout_s", "must be 1..60")
+        _check(self.media_max_bytes > 0, "[msgaudit].media_max_bytes", "must be positive")
+        _check(
+            not self.enabled or bool(self.sdk_path or self.fake_source),
+            "[msgaudit].sdk_path",
+            "is needed when enabled (or fake_source, for tests and the demo)",
+        )
+        _check(
+            not (self.enabled and self.sdk_path) or bool(self.secret),
+            "[msgaudit].secret",
+            "is needed with sdk_path (env WECOM_MSGAUDIT_SECRET)",
+        )
+
+    @property
+    def key_versions(self) -> tuple[int, ...]:
+        """The configured publickey_ver numbers, ascending."""
+        return tuple(sorted(int(k) for k in self.private_keys))
+
+
+@dataclass(frozen=True, slots=True)
 class KfConfig:
     """``[kf]``: 微信客服 (WeChat Customer Service): pulling, auto-replies, hand-off, welcome."""
 
@@ -484,6 +557,7 @@ class Config:
     sandbox: SandboxConfig = field(default_factory=SandboxConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     archive: ArchiveConfig = field(default_factory=ArchiveConfig)
+    msgaudit: MsgauditConfig = field(default_factory=MsgauditConfig)
     #: The file this was read from (for messages only).
     source: str = ""
 
@@ -513,6 +587,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "sandbox": SandboxConfig,
     "metrics": MetricsConfig,
     "archive": ArchiveConfig,
+    "msgaudit": MsgauditConfig,
 }
 
 
@@ -602,6 +677,7 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         sections[name] = _build_section(name, cls, raw)
     rules: RulesConfig = sections["rules"]
     sections["rules"] = replace(rules, paths=tuple(str(base / p) for p in rules.paths))
+    sections["msgaudit"] = _msgaudit_paths(sections["msgaudit"], base)
     if "storage" not in data or "database_url" not in data["storage"]:
         default = sections["storage"].database_url
         sections["storage"] = replace(
@@ -609,6 +685,19 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         )
     _check_sqlite_folder(sections["storage"].database_url)
     return Config(**sections, source=str(path))
+
+
+def _msgaudit_paths(section: MsgauditConfig, base: Path) -> MsgauditConfig:
+    def absolute(path: str) -> str:
+        return str(base / path) if path else ""
+
+    return replace(
+        section,
+        sdk_path=absolute(section.sdk_path),
+        fake_source=absolute(section.fake_source),
+        media_dir=absolute(section.media_dir),
+        private_keys={k: absolute(v) for k, v in section.private_keys.items()},
+    )
 
 
 def sqlite_file(url: str) -> Path | None:

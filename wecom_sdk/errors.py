@@ -15,6 +15,11 @@ Every error is a :class:`WeComError`; the tree::
     │                                       (-40011 when *rendering* XML fails)
     ├── KfItemError                 a kf/sync_msg msg_list item is not an object or has a field
     │                               of the wrong JSON type (no WeCom code)
+    ├── ArchiveError                10000-10011: the conversation archive (会话内容存档) SDK
+    │   ├── ArchiveUnavailable      10001 network, 10003 system: transient, retried with backoff
+    │   └── RecordUndecryptable     10006 decrypt failed, 10007 no private key for the version,
+    │                               10008 bad encrypt_random_key (and 10002 for a record whose
+    │                               decrypted JSON cannot be read): the record is quarantined
     ├── ApiError(errcode, errmsg, path)     a WeCom API call answered errcode != 0
     │   ├── TokenInvalid            40014, 42001: refresh the access_token and retry once
     │   ├── RateLimited             45009, 45033
@@ -31,7 +36,10 @@ https://developer.work.weixin.qq.com/document/path/90313 (global errcodes).
 from __future__ import annotations
 
 __all__ = [
+    "ARCHIVE_ERRCODES",
     "ApiError",
+    "ArchiveError",
+    "ArchiveUnavailable",
     "CredentialError",
     "CryptoError",
     "DecryptError",
@@ -41,6 +49,7 @@ __all__ = [
     "PermissionDenied",
     "RateLimited",
     "ReceiveIdError",
+    "RecordUndecryptable",
     "ServiceUnavailable",
     "SignatureError",
     "TimestampError",
@@ -49,6 +58,7 @@ __all__ = [
     "WeComError",
     "XmlError",
     "api_error",
+    "archive_error",
 ]
 
 
@@ -140,6 +150,54 @@ class KfItemError(WeComError):
         super().__init__(message)
         # Pickling replays __init__ with (message,) and restores ``field`` from __dict__.
         self.field = field
+
+
+ARCHIVE_ERRCODES: dict[int, str] = {
+    10000: "参数错误 (bad parameters)",
+    10001: "网络错误 (network error)",
+    10002: "数据解析失败 (cannot parse the data)",
+    10003: "系统失败 (system failure)",
+    10004: "密钥错误导致加密失败 (key error)",
+    10005: "fileid 错误 (bad sdkfileid)",
+    10006: "解密失败 (decrypt failed)",
+    10007: "找不到消息加密版本的私钥 (no private key for this publickey_ver)",
+    10008: "解析 encrypt_key 出错 (bad encrypt_random_key)",
+    10009: "ip 非法 (IP not allowed)",
+    10010: "数据过期 (data expired)",
+    10011: "证书错误 (certificate error)",
+}
+"""The archive SDK's return codes (WeWorkFinanceSdk_C.h)."""
+
+
+class ArchiveError(WeComError):
+    """The conversation archive SDK (or our step around it) failed; ``errcode`` is its 100xx code."""
+
+
+class ArchiveUnavailable(ArchiveError):
+    """Network (10001) or system (10003) failure: a later call may succeed."""
+
+
+class RecordUndecryptable(ArchiveError):
+    """One record cannot be turned into a message: it is quarantined, never dropped.
+
+    10006 (decrypt failed), 10007 (no private key for its ``publickey_ver``), 10008 (bad
+    ``encrypt_random_key``), 10002 (the decrypted text is not a message object).
+    """
+
+
+_ARCHIVE_TRANSIENT = frozenset({10001, 10003})
+_ARCHIVE_RECORD = frozenset({10002, 10006, 10007, 10008})
+
+
+def archive_error(errcode: int, detail: str = "") -> ArchiveError:
+    """The exception for an archive SDK return code (``detail`` must hold no secret)."""
+    text = ARCHIVE_ERRCODES.get(errcode, "unknown archive SDK error")
+    message = f"{text}: {detail}" if detail else text
+    if errcode in _ARCHIVE_TRANSIENT:
+        return ArchiveUnavailable(message, errcode=errcode)
+    if errcode in _ARCHIVE_RECORD:
+        return RecordUndecryptable(message, errcode=errcode)
+    return ArchiveError(message, errcode=errcode)
 
 
 class ApiError(WeComError):

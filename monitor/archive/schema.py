@@ -30,6 +30,7 @@ from monitor.archive import audit as _audit  # noqa: F401  (the audit_event tabl
 from monitor.archive import chain_models as _chain_models  # noqa: F401  (the hash chain's tables)
 from monitor.archive import kf_models as _kf_models  # noqa: F401  (the kf tables, likewise)
 from monitor.archive import models as _models  # noqa: F401  (the message and hit tables)
+from monitor.archive import msgaudit_models as _msgaudit_models  # noqa: F401  (archive pull)
 from monitor.archive import sandbox_log as _sandbox_log  # noqa: F401  (the sandbox_call table)
 from monitor.archive.writer import SQLITE_BEGIN_OPTION
 from monitor.errors import SchemaMismatch

@@ -487,6 +487,29 @@ NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("chain_lock", {"chain": "spare"}),
     ("chain_anchor", {"day": "2026-04-01", "lease_until": T1}),
+    ("msgaudit_cursor", {"source": "default", "updated_at": T1}),
+    (
+        "msgaudit_quarantine",
+        {
+            "seq": 7,
+            "msgid": "m7",
+            "encrypt_random_key": "k",
+            "encrypt_chat_msg": "c",
+            "reason": "no private key for publickey_ver 9",
+            "created_at": T1,
+            "last_tried_at": T1,
+        },
+    ),
+    (
+        "media_file",
+        {
+            "dedupe_key": "ma:m1",
+            "fileid_hash": "f" * 64,
+            "sdkfileid": "CtYBMzA2OTAy",
+            "kind": "image",
+            "created_at": T1,
+        },
+    ),
 ]
 
 
