@@ -3,7 +3,7 @@
 ``notify(open_kfid, token)`` (a ``kf_msg_or_event`` callback) returns at once; the pull runs in
 a task. Per account and process there is at most one such task: a notice arriving while it runs
 marks the account dirty and the task loops once more. Across processes the pull lock decides
-(:mod:`bot.kf.lock`): a worker that finds it taken asks the holder to pull again, and stops once
+(:mod:`bot.pull_lock`): a worker that finds it taken asks the holder to pull again, and stops once
 the holder has taken the request; if the holder was killed mid-pull, it pulls itself when the
 dead holder's lease lapses.
 
@@ -32,12 +32,12 @@ from redis.exceptions import RedisError
 
 from bot.config import Config
 from bot.inbound.pipeline import Pipeline
-from bot.kf.lock import Lease, PullLocks
 from bot.kf.log import kf_log
 from bot.kf.page import PageWork
 from bot.kf.sender import KfSender
 from bot.kf.store import FencedOut, claim_fence, known_accounts
 from bot.kf.welcome import Welcomer
+from bot.pull_lock import Lease, PullLocks
 from bot.web.metrics import BotMetrics
 from monitor.archive import Archive, GroupCommitWriter
 from monitor.errors import StorageError

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from bot.kf.lock import MemoryPullLocks, PullLocks, RedisPullLocks
 from bot.kf.log import kf_log
 from bot.kf.puller import KfPuller
+from bot.pull_lock import MemoryPullLocks, PullLocks, RedisPullLocks
 from bot.web.keys import (
     ARCHIVE,
     CONFIG,
