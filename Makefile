@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv run test lint bench services browser clean mutation
+.PHONY: venv run test lint bench services browser cc clean mutation
 
 # Packages pyproject.toml names (dependencies + the dev extra); pip installs theirs too.
 DECLARED = $(shell $(PYTHON) -c "import tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print(len(p['dependencies']) + len(p['optional-dependencies']['dev']))" 2>/dev/null)
@@ -73,6 +73,23 @@ browser: venv
 	  echo "==> no chromium and no root apt-get: the browser test will be skipped (apt-get install chromium)"; \
 	fi
 
+# The archive SDK binding's tests build a C test double of the vendor library
+# (tests/support/fake_finance_sdk.c); gcc is installed here when no C compiler is found and we may
+# (root + apt-get); else those tests are skipped, and say so.
+cc: venv
+	@if command -v cc >/dev/null || command -v gcc >/dev/null || command -v clang >/dev/null; then \
+	  echo "==> C compiler for the archive SDK test double: $$({ cc --version || gcc --version || clang --version; } 2>/dev/null | head -n 1)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "==> installing gcc for the archive SDK test double (apt-get) ..."; \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc > $(VENV)/apt.log 2>&1 || \
+	    { apt-get update -q >> $(VENV)/apt.log 2>&1 && \
+	      DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc >> $(VENV)/apt.log 2>&1; }; } && \
+	  echo "==> C compiler for the archive SDK test double: $$(gcc --version | head -n 1)" || \
+	  echo "==> gcc could not be installed (see $(VENV)/apt.log): the archive SDK binding tests will be skipped"; \
+	else \
+	  echo "==> no C compiler and no root apt-get: the archive SDK binding tests will be skipped (apt-get install gcc)"; \
+	fi
+
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -81,7 +98,7 @@ lint: venv
 # Four workers on two cores: much of the suite waits on subprocess servers, sockets and timers, and
 # four overlap those waits (about 5 min here, against 6 with one worker per core).
 TEST_WORKERS ?= 4
-test: venv services browser lint
+test: venv services browser cc lint
 	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 # Mutation testing (mutmut; settings in pyproject.toml [tool.mutmut]), one run per module group, each

@@ -19,8 +19,9 @@ import redis.asyncio as aioredis
 
 from tests.support.services import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, START_HINTS
 
-# Storage fixtures (writer, commits, statements) shared by test_db and test_archive.
-pytest_plugins = ["tests.support.storage"]
+# Storage fixtures (writer, commits, statements) shared by test_db and test_archive; the archive
+# SDK's C test double (compiled once per session).
+pytest_plugins = ["tests.support.storage", "tests.support.vendor_double"]
 
 PG_URL = os.environ.get("TEST_DATABASE_URL", DEFAULT_DATABASE_URL)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", DEFAULT_REDIS_URL)
