@@ -14,11 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["RejectLog", "callback_log", "pipeline_log", "server_log", "setup_logging"]
+__all__ = [
+    "RejectLog",
+    "callback_log",
+    "directory_log",
+    "pipeline_log",
+    "server_log",
+    "setup_logging",
+]
 
 server_log = logging.getLogger("sentinel.server")
 callback_log = logging.getLogger("sentinel.callback")
 pipeline_log = logging.getLogger("sentinel.pipeline")
+directory_log = logging.getLogger("sentinel.directory")
 
 
 def setup_logging(level: str) -> None:

@@ -1,7 +1,12 @@
-"""Customer contact (客户联系): the chat interception rules, 管理聊天敏感词.
+"""Customer contact (客户联系): customer details, and the chat interception rules (管理聊天敏感词).
 
-``externalcontact/add_intercept_rule``, ``get_intercept_rule_list`` (GET), ``get_intercept_rule``,
-``update_intercept_rule`` and ``del_intercept_rule``:
+``externalcontact/get`` (GET): one customer and the members who added them,
+https://developer.work.weixin.qq.com/document/path/92114. The app must be allowed to call the
+customer-contact API (客户联系 → 可调用应用; else 48002, :class:`PermissionDenied`); a customer no
+member has (any more) answers 84061 and a malformed id 40096 (plain :class:`ApiError`s).
+
+The interception rules: ``externalcontact/add_intercept_rule``, ``get_intercept_rule_list``
+(GET), ``get_intercept_rule``, ``update_intercept_rule`` and ``del_intercept_rule``:
 https://developer.work.weixin.qq.com/document/path/95130 (enterprise doc 95097). WeCom's limits
 (checked by the emulator, respected by ``rules.intercept``): rule_name 1..20 characters, at most
 300 words of 1..32 characters per rule, at most 100 rules per company, at most 1000 userids and
@@ -14,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .caller import Caller
+from .models import ExternalContact
 
 __all__ = ["ExternalContactApi"]
 
@@ -23,10 +29,24 @@ def _range(userids: Sequence[str], departments: Sequence[int]) -> dict[str, Any]
 
 
 class ExternalContactApi:
-    """``client.externalcontact``: WeCom's own sensitive-word interception in staff chats."""
+    """``client.externalcontact``: customers, and WeCom's own sensitive-word interception in
+    staff chats."""
 
     def __init__(self, client: Caller) -> None:
         self._client = client
+
+    async def get(self, external_userid: str) -> ExternalContact:
+        """One customer and the members who added them (the first 500; GET
+        ``externalcontact/get?external_userid=``).
+
+        Raises ApiError 84061 when no member has the customer, 40096 for a malformed id, and
+        PermissionDenied (48002) when the app may not call the customer-contact API.
+        https://developer.work.weixin.qq.com/document/path/92114
+        """
+        if not external_userid:
+            raise ValueError("external_userid is required")
+        url = self._client.url("externalcontact/get").with_query(external_userid=external_userid)
+        return ExternalContact.from_response(await self._client.request(url, None, auth=True))
 
     async def add_intercept_rule(
         self,

@@ -1,7 +1,7 @@
 """The WeCom API client: one transport, errcode mapping, bounded retries, token refresh.
 
-API groups (``client.message``, ``client.appchat``, ``client.kf``, ``client.robot``) are thin
-classes over the
+API groups (``client.message``, ``client.appchat``, ``client.kf``, ``client.robot``,
+``client.externalcontact``, ``client.user``) are thin classes over the
 :class:`~wecom_sdk.client.caller.Caller` protocol, which :class:`WeComClient` satisfies.
 Errcodes: https://developer.work.weixin.qq.com/document/path/90313.
 """
@@ -28,6 +28,7 @@ from .models import log
 from .robot import RobotApi
 from .token import MemoryTokenCache, TokenCache, TokenManager, token_key
 from .transport import AiohttpTransport, Transport, redact
+from .user import UserApi
 
 __all__ = ["DEFAULT_API_BASE", "RetryPolicy", "WeComClient", "check_response", "redact"]
 
@@ -119,6 +120,7 @@ class WeComClient:
         self.kf = KfApi(self)
         self.robot = RobotApi(self)
         self.externalcontact = ExternalContactApi(self)
+        self.user = UserApi(self)
 
     def __repr__(self) -> str:
         return f"WeComClient(corp_id={self.corp_id!r}, agent_id={self.agent_id!r})"

@@ -10,7 +10,9 @@ The order of checks is WeCom's: unknown path (HTTP 404) or method (405); scripte
 500; then ``gettoken``'s query (41002/40013 corpid, 41004/40001 corpsecret) or, for the other
 endpoints, the credential (41001 missing, 40014 invalid, 42001 expired access_token; 93000 robot
 key), a scripted errcode, 47001 for a body that is not a JSON object, and the endpoint's own
-checks (:mod:`.message_endpoints`, :mod:`.kf_endpoints`, :mod:`.intercept_endpoints`).
+checks (:mod:`.message_endpoints`, :mod:`.kf_endpoints`, :mod:`.intercept_endpoints`,
+:mod:`.contact_endpoints`). A GET endpoint has no body: its query parameters (the access_token
+left out) are handed to it, and recorded, in the body's place.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import Endpoint, Refusal
+from .contact_endpoints import CONTACT_ENDPOINTS, CONTACT_GET_PATHS, EXTERNAL_USERID, USERID
 from .intercept_endpoints import INTERCEPT_ENDPOINTS, INTERCEPT_GET_PATHS
 from .kf_endpoints import KF_ENDPOINTS
 from .message_endpoints import MESSAGE_ENDPOINTS
@@ -33,9 +36,14 @@ from .state import EmulatorState
 __all__ = ["API_PATHS", "GETTOKEN", "CallHook", "Reply", "WeComEmulator", "norm_path"]
 
 GETTOKEN = "gettoken"
-_ENDPOINTS: dict[str, Endpoint] = {**MESSAGE_ENDPOINTS, **KF_ENDPOINTS, **INTERCEPT_ENDPOINTS}
+_ENDPOINTS: dict[str, Endpoint] = {
+    **MESSAGE_ENDPOINTS,
+    **KF_ENDPOINTS,
+    **INTERCEPT_ENDPOINTS,
+    **CONTACT_ENDPOINTS,
+}
 #: Endpoints answered over GET without a body (besides gettoken); every other one is a POST.
-_GET_PATHS = INTERCEPT_GET_PATHS
+_GET_PATHS = INTERCEPT_GET_PATHS | CONTACT_GET_PATHS
 #: The API endpoints the emulator answers besides gettoken (paths under /cgi-bin/).
 API_PATHS = frozenset(_ENDPOINTS)
 
@@ -157,6 +165,71 @@ class WeComEmulator(EmulatorSettings):
         """kf messages delivered to ``user``, in order."""
         return [d for d in self.state.kf_deliveries if d.touser == user]
 
+    # -- 通讯录 and 客户联系 set-up ---------------------------------------------------------------
+    def add_member(
+        self,
+        userid: str,
+        name: str,
+        *,
+        department: Sequence[int] = (1,),
+        position: str = "",
+        status: int = 1,
+        **fields: Any,
+    ) -> None:
+        """Seed (or replace) a member for ``user/get``; ``fields`` adds more of its answer
+        (``alias``, ``mobile``...). ``status``: 1 activated, 2 disabled, 4 not activated, 5 left."""
+        if not USERID.fullmatch(userid):
+            raise ValueError(f"WeCom issues no UserID like {userid!r}")
+        self.state.members[userid.lower()] = {
+            "userid": userid,
+            "name": name,
+            "department": list(department),
+            "main_department": department[0] if department else 0,
+            "position": position,
+            "status": status,
+            **fields,
+        }
+
+    def add_external_contact(
+        self,
+        external_userid: str,
+        name: str,
+        *,
+        type: int = 1,
+        corp_name: str = "",
+        follow_users: Iterable[str | Mapping[str, Any]] = (),
+        **fields: Any,
+    ) -> None:
+        """Seed (or replace) a customer for ``externalcontact/get``.
+
+        Args:
+            type: 1 a WeChat user, 2 a WeCom user (only then is ``corp_name`` answered).
+            follow_users: The members who added the customer: UserIDs, or whole ``follow_user``
+                items. With none, WeCom (and so the emulator) answers 84061.
+            fields: More of ``external_contact`` (``avatar``, ``gender``, ``unionid``...).
+        """
+        if not EXTERNAL_USERID.fullmatch(external_userid):
+            raise ValueError(f"WeCom issues no external_userid like {external_userid!r}")
+        contact: dict[str, Any] = {
+            "external_userid": external_userid,
+            "name": name,
+            "type": type,
+            "avatar": "",
+            "gender": 0,
+            **fields,
+        }
+        if type == 2:
+            contact.setdefault("corp_name", corp_name)
+            contact.setdefault("corp_full_name", corp_name)
+        now = int(self.wall())
+        follows = [
+            dict(f) if isinstance(f, Mapping) else _follow_user(f, now) for f in follow_users
+        ]
+        self.state.external_contacts[external_userid] = {
+            "external_contact": contact,
+            "follow_user": follows,
+        }
+
     # -- answering ---------------------------------------------------------------------------
     async def handle(
         self, method: str, path: str, query: Mapping[str, str], body: bytes | str | None
@@ -211,7 +284,7 @@ class WeComEmulator(EmulatorSettings):
         self, path: str, query: Mapping[str, str], raw: bytes | str | None
     ) -> Reply:
         credential = query.get("key" if path == "webhook/send" else "access_token", "")
-        body = {} if path in _GET_PATHS else _json_object(raw)
+        body = _query_fields(query) if path in _GET_PATHS else _json_object(raw)
         try:
             self._check_credential(path, credential)
             if queued := self._errors.get(path):
@@ -247,6 +320,29 @@ class WeComEmulator(EmulatorSettings):
             raise Refusal(40014, "invalid access_token")
         if expiry <= self.clock():
             raise Refusal(42001, "access_token expired")
+
+
+def _query_fields(query: Mapping[str, str]) -> dict[str, Any]:
+    """A GET's parameters as its endpoint's body: the first value of each, without the
+    access_token (the call's credential, recorded apart)."""
+    fields: dict[str, Any] = {}
+    for name, value in query.items():
+        if name != "access_token":
+            fields.setdefault(name, value)
+    return fields
+
+
+def _follow_user(userid: str, now: int) -> dict[str, Any]:
+    """A ``follow_user`` item: ``userid`` added the customer ``now``, without remark or tags."""
+    return {
+        "userid": userid,
+        "remark": "",
+        "description": "",
+        "createtime": now,
+        "tags": [],
+        "add_way": 0,
+        "oper_userid": userid,
+    }
 
 
 def _json_object(raw: bytes | str | None) -> dict[str, Any] | None:

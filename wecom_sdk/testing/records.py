@@ -18,7 +18,8 @@ class Call:
 
     Attributes:
         path: The API path under ``/cgi-bin/``, e.g. ``"message/send"``.
-        body: The JSON body (``{}`` when it was not a JSON object, and for ``gettoken``).
+        body: The JSON body (``{}`` when it was not a JSON object, and for ``gettoken``); for
+            a GET endpoint (``user/get``...), its query parameters without the access_token.
         token: The access_token or robot key it carried (``""`` for ``gettoken``: the app secret
             is never kept).
         answer: The JSON answer, ``errcode`` and ``errmsg`` included.

@@ -1,4 +1,5 @@
-"""What the WeCom emulator remembers between calls: tokens, duplicates, kf queues and sessions.
+"""What the WeCom emulator remembers between calls: tokens, duplicates, kf queues and sessions,
+interception rules, and the members and customers the contact reads answer.
 
 Every time comes from the caller (the settings' ``clock`` or ``wall``), so the state is plain data
 plus the transitions WeCom makes; the request checks live in the endpoint modules.
@@ -62,6 +63,11 @@ class EmulatorState:
     kf_duplicates: int = 0
     #: Chat interception rules (管理聊天敏感词) by rule_id, as ``get_intercept_rule`` shows them.
     intercept_rules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Members (通讯录) by lower-cased UserID (WeCom ignores case), as ``user/get`` answers them.
+    members: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Customers by external_userid: ``{"external_contact": {...}, "follow_user": [...]}`` as
+    #: ``externalcontact/get`` answers them.
+    external_contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- access tokens -----------------------------------------------------------------------
     def keep_token(self, token: str) -> None:

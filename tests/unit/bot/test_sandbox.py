@@ -227,7 +227,7 @@ async def test_configured_agent_id_is_enforced(sandbox: SandboxTransport) -> Non
 
 async def test_unknown_paths_and_methods_are_http_errors(sandbox: SandboxTransport) -> None:
     with pytest.raises(TransportError, match="HTTP 404") as nowhere:
-        await sandbox.exchange("POST", api("user/get"), {})
+        await sandbox.exchange("POST", api("user/delete"), {})
     assert SANDBOX_TOKEN not in str(nowhere.value)
     with pytest.raises(TransportError, match="HTTP 405"):
         await sandbox.exchange("GET", api("message/send"), None)

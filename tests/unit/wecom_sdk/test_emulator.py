@@ -172,7 +172,7 @@ async def test_http_errors_through_the_transport() -> None:
     emulator = WeComEmulator()
     transport = EmulatorTransport(emulator)
     with pytest.raises(TransportError, match="HTTP 404"):
-        await transport.exchange("POST", BASE / "user" / "get", {})
+        await transport.exchange("POST", BASE / "user" / "delete", {})
     with pytest.raises(TransportError, match="HTTP 405"):
         await transport.exchange("GET", BASE / "message" / "send", None)
     emulator.http_500("message/send")
