@@ -248,7 +248,10 @@ SAME_MEANING = {
 }
 #: Names of different meanings awaiting a rename; while there are any, the test is an expected
 #: failure, and any other clash still fails it.
-KNOWN_CLASHES: dict[str, str] = {}
+KNOWN_CLASHES: dict[str, str] = {
+    "archive": "wecom_sdk/messages/archive.py (会话内容存档 record types, named so in design.md §8) "
+    "vs monitor/archive/ (our compliance archive); a rename awaits a decision",
+}
 
 
 def shared_names(paths: Iterable[str]) -> dict[str, list[str]]:

@@ -1,13 +1,37 @@
-"""WeCom message models: decrypted callback XML (:mod:`.callback`) and kf items (:mod:`.kf`).
+"""WeCom message models: decrypted callback XML (:mod:`.callback`), kf items (:mod:`.kf`) and
+decrypted conversation-archive records (:mod:`.archive`).
 
-Both are built on :mod:`.base`: every model is a frozen dataclass deriving from :class:`Model`,
+All are built on :mod:`.base`: every model is a frozen dataclass deriving from :class:`Model`,
 so it keeps its raw mapping, and each format has one :class:`Registry` of its models by type
 (and event), whose misses are kept raw as the Unknown model of their kind. Any model reads as a
-:class:`ParsedMessage`. The callback names are re-exported here, the kf names from :mod:`.kf`.
+:class:`ParsedMessage`. The callback and archive names are re-exported here, the kf names from
+:mod:`.kf`.
 """
 
 from __future__ import annotations
 
+from .archive import (
+    ARCHIVE_MODELS,
+    ArchiveAgree,
+    ArchiveCard,
+    ArchiveChatRecord,
+    ArchiveLink,
+    ArchiveLocation,
+    ArchiveMarkdown,
+    ArchiveMedia,
+    ArchiveMixed,
+    ArchivePart,
+    ArchiveRecord,
+    ArchiveRevoke,
+    ArchiveSwitch,
+    ArchiveText,
+    ArchiveUnknown,
+    ArchiveWeapp,
+    MediaRef,
+    is_external_id,
+    media_parts,
+    parse_archive_record,
+)
 from .base import Model, ParsedMessage, Registry
 from .callback import (
     CALLBACK_MODELS,
@@ -34,7 +58,23 @@ from .callback import (
 )
 
 __all__ = [
+    "ARCHIVE_MODELS",
     "CALLBACK_MODELS",
+    "ArchiveAgree",
+    "ArchiveCard",
+    "ArchiveChatRecord",
+    "ArchiveLink",
+    "ArchiveLocation",
+    "ArchiveMarkdown",
+    "ArchiveMedia",
+    "ArchiveMixed",
+    "ArchivePart",
+    "ArchiveRecord",
+    "ArchiveRevoke",
+    "ArchiveSwitch",
+    "ArchiveText",
+    "ArchiveUnknown",
+    "ArchiveWeapp",
     "ChangeExternalContactEvent",
     "EnterAgentEvent",
     "Event",
@@ -43,6 +83,7 @@ __all__ = [
     "LinkMessage",
     "LocationEvent",
     "LocationMessage",
+    "MediaRef",
     "Message",
     "Model",
     "MsgAuditNotifyEvent",
@@ -57,5 +98,8 @@ __all__ = [
     "VideoMessage",
     "VoiceMessage",
     "from_mapping",
+    "is_external_id",
+    "media_parts",
     "parse",
+    "parse_archive_record",
 ]
