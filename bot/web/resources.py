@@ -237,7 +237,8 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 def review_settings(config: Config) -> ReviewSettings:
-    """The review web's settings from ``[review]`` (and ``[alerts]``: whom 升级 goes to)."""
+    """The review web's settings from ``[review]`` (and ``[alerts]``: whom 升级 goes to;
+    ``[msgaudit]``: where media files are)."""
     review = config.review
     return ReviewSettings(
         path=review.path,
@@ -246,6 +247,7 @@ def review_settings(config: Config) -> ReviewSettings:
         lockout_failures=review.lockout_failures,
         lockout_window_s=review.lockout_minutes * 60,
         escalate_to=config.alerts.escalate_to or config.alerts.managers,
+        media_dir=config.msgaudit.media_dir,
     )
 
 

@@ -31,3 +31,5 @@ class ReviewSettings:
     escalate_to: tuple[str, ...] = ()
     """WeCom userids a reviewer's 升级 sends the case to (``[alerts].escalate_to``, else the
     managers)."""
+    media_dir: str = ""
+    """The conversation archive's media store (``[msgaudit].media_dir``; "": no media served)."""

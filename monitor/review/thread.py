@@ -1,4 +1,5 @@
-"""A conversation as the review page shows it: the messages around each hit, spans marked.
+"""A conversation as the review page shows it: the messages around each hit, spans marked,
+and each message's media files (``monitor.archive.media_rows``).
 
 Every matched span becomes a ``marked`` segment (each piece of a word split over messages is
 marked in the message it was written in); the template wraps those in ``<mark>`` and
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, select
 
 from monitor.archive.kf_models import MessageFlag, MessageFlagRecord
+from monitor.archive.media_rows import MediaView, media_of_messages
 from monitor.archive.models import HitRecord, MessageRecord
 from rules.models import Severity
 
@@ -80,6 +82,10 @@ class ThreadMessage:
     segments: tuple[Segment, ...]
     hits: tuple[ThreadHit, ...]
     recalled: bool
+    dedupe_key: str = ""
+    """The archive key (what media rows point at)."""
+    media: tuple[MediaView, ...] = ()
+    """Its images, voice, video and files (stored or not)."""
 
     @property
     def speaker(self) -> str:
@@ -199,6 +205,7 @@ def load_thread(conn: Connection, conversation_id: str, *, context: int) -> Thre
             )
         )
     }
+    media = media_of_messages(conn, (row.dedupe_key for row in rows.values()))
     items: list[ThreadMessage | Gap] = []
     at = 0
     for start, end in ranges:
@@ -207,14 +214,19 @@ def load_thread(conn: Connection, conversation_id: str, *, context: int) -> Thre
         for message_id in ids[start:end]:
             row = rows.get(message_id)
             if row is not None:
-                items.append(_message(row, hits_by_message[message_id], row.dedupe_key in recalled))
+                key = row.dedupe_key
+                items.append(
+                    _message(row, hits_by_message[message_id], key in recalled, media.get(key, []))
+                )
         at = end
     if ids and at < len(ids):
         items.append(Gap(len(ids) - at))
     return Thread(conversation_id, items, len(ids), len(positions), context)
 
 
-def _message(row: Any, hits: list[ThreadHit], recalled: bool) -> ThreadMessage:
+def _message(
+    row: Any, hits: list[ThreadHit], recalled: bool, media: list[MediaView]
+) -> ThreadMessage:
     text = row.content or ""
     return ThreadMessage(
         id=row.id,
@@ -225,6 +237,8 @@ def _message(row: Any, hits: list[ThreadHit], recalled: bool) -> ThreadMessage:
         segments=segments(text, ((h.start, h.end, h.word) for h in hits)) if text else (),
         hits=tuple(hits),
         recalled=recalled,
+        dedupe_key=row.dedupe_key,
+        media=tuple(media),
     )
 
 

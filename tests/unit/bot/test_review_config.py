@@ -58,3 +58,9 @@ def test_example_config_documents_the_keys() -> None:
     section = text.split("[review]", 1)[1].split("\n[", 1)[0]
     for key in ("idle_timeout_min", "secure_cookie", "lockout_failures", "lockout_minutes"):
         assert f"\n{key} = " in section
+
+
+def test_media_dir_comes_from_msgaudit(tmp_path: Path, sqlite_url: str) -> None:
+    config = make_config(tmp_path, sqlite_url, extra='[msgaudit]\nmedia_dir = "store/media"\n')
+    assert review_settings(config).media_dir == config.msgaudit.media_dir
+    assert Path(review_settings(config).media_dir).is_absolute()
