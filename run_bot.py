@@ -18,6 +18,10 @@ python run_bot.py db upgrade [--config FILE]
 python run_bot.py users add NAME --role reviewer|admin [--config FILE]   (password: prompt or 2 stdin lines)
 python run_bot.py users disable NAME [--config FILE]
 python run_bot.py users list [--config FILE]
+python run_bot.py msgaudit status [--config FILE]
+python run_bot.py msgaudit pull --once [--config FILE]
+python run_bot.py msgaudit keys reload [--config FILE]
+python run_bot.py msgaudit quarantine list|retry [--config FILE]
 
 Each command imports what it uses when it runs: the server's stack (aiohttp, SQLAlchemy, Redis, the
 sandbox) takes about 2 s to import, which ``rules``, ``--help`` and a mistyped argument need not wait.
@@ -369,6 +373,58 @@ def add_users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     users_p.set_defaults(func=cmd_users)
 
 
+def cmd_msgaudit(args: argparse.Namespace) -> int:
+    from bot.msgaudit.cli import msgaudit_command
+
+    return msgaudit_command(_load(args), args.msgaudit_action, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def add_msgaudit_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    msgaudit_p = sub.add_parser(
+        "msgaudit", help="staff chats from WeCom's conversation archive (会话内容存档)"
+    )
+    msgaudit_sub = msgaudit_p.add_subparsers(dest="msgaudit_command", required=True)
+    config_help = "TOML config (default: config.toml, else config.example.toml)"
+
+    status_p = msgaudit_sub.add_parser(
+        "status", help="cursor, lag, quarantined records and private key versions"
+    )
+    status_p.add_argument("--config", help=config_help)
+    status_p.set_defaults(msgaudit_action="status")
+
+    pull_p = msgaudit_sub.add_parser(
+        "pull", help="pull until caught up, deliver the alerts it queued, then exit"
+    )
+    pull_p.add_argument(
+        "--once", action="store_true", required=True, help="one pull, then exit (required)"
+    )
+    pull_p.add_argument("--config", help=config_help)
+    pull_p.set_defaults(msgaudit_action="pull")
+
+    keys_p = msgaudit_sub.add_parser("keys", help="private keys of the archive")
+    keys_sub = keys_p.add_subparsers(dest="keys_command", required=True)
+    reload_p = keys_sub.add_parser(
+        "reload",
+        help="re-read [msgaudit].private_keys, tell every worker, retry the quarantine",
+    )
+    reload_p.add_argument("--config", help=config_help)
+    reload_p.set_defaults(msgaudit_action="keys-reload")
+
+    quarantine_p = msgaudit_sub.add_parser("quarantine", help="records that could not be decrypted")
+    quarantine_sub = quarantine_p.add_subparsers(dest="quarantine_command", required=True)
+    list_p = quarantine_sub.add_parser(
+        "list", help="one JSON line per quarantined record (msgid, publickey_ver, reason)"
+    )
+    list_p.add_argument("--config", help=config_help)
+    list_p.set_defaults(msgaudit_action="quarantine-list")
+    retry_p = quarantine_sub.add_parser(
+        "retry", help="decrypt the quarantined records again; archive those that open"
+    )
+    retry_p.add_argument("--config", help=config_help)
+    retry_p.set_defaults(msgaudit_action="quarantine-retry")
+    msgaudit_p.set_defaults(func=cmd_msgaudit)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="run_bot.py", description="wecom-sentinel")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -412,6 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_archive_parser(sub)
     add_db_parser(sub)
     add_users_parser(sub)
+    add_msgaudit_parser(sub)
     return parser
 
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from bench import alerts, callback_bench, kf_bench, rules_bench, selftest
+from bench import alerts, callback_bench, kf_bench, msgaudit_bench, rules_bench, selftest
 
 
 class Benchmark(Protocol):
@@ -22,7 +22,7 @@ class Benchmark(Protocol):
 
 
 # The order is the order of a full run.
-BENCHMARKS: tuple[Benchmark, ...] = (callback_bench, rules_bench, alerts, kf_bench)
+BENCHMARKS: tuple[Benchmark, ...] = (callback_bench, rules_bench, alerts, kf_bench, msgaudit_bench)
 #: Commands of the same shape that a full run leaves out.
 TOOLS: tuple[Benchmark, ...] = (selftest,)
 

@@ -101,11 +101,12 @@ async def fake_server() -> AsyncIterator[tuple[FakeWeCom, str]]:
 
 
 def write_config(
-    tmp: Path, *, database_url: str, redis_url: str, prefix: str, api_base: str
+    tmp: Path, *, database_url: str, redis_url: str, prefix: str, api_base: str, extra: str = ""
 ) -> Path:
     """The bot's config: sample credentials, the fake as WeCom, the sample rules, two managers.
 
-    ``pull_interval_s`` is an hour so the periodic pass never runs during a measurement.
+    ``pull_interval_s`` is an hour so the periodic pass never runs during a measurement;
+    ``extra`` is appended (more sections).
     """
 
     def q(value: str) -> str:
@@ -138,7 +139,7 @@ pull_interval_s = 3600.0
 
 [logging]
 level = "WARNING"
-""",
+{extra}""",
         encoding="utf-8",
     )
     return path

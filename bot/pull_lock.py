@@ -46,9 +46,15 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-__all__ = ["TOKEN_TTL_S", "Lease", "MemoryPullLocks", "PullLocks", "RedisPullLocks"]
+__all__ = ["TOKEN_TTL_S", "FencedOut", "Lease", "MemoryPullLocks", "PullLocks", "RedisPullLocks"]
 
 lock_log = logging.getLogger("sentinel.pull_lock")
+
+
+class FencedOut(Exception):
+    """A newer puller claimed the stream (its cursor row's fence): this one must stop without
+    writing."""
+
 
 #: A callback's pull token is valid 10 minutes; keep it a little less.
 TOKEN_TTL_S = 540

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.handlers.kf_notices import router as kf_notices_router
+from bot.handlers.msgaudit_notices import router as msgaudit_notices_router
 from bot.handlers.reply_rules import router as reply_rules_router
 from bot.handlers.router import Router
 
@@ -14,4 +15,5 @@ def build_root_router() -> Router:
     root = Router("root")
     root.include(reply_rules_router())
     root.include(kf_notices_router())
+    root.include(msgaudit_notices_router())
     return root

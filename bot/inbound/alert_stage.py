@@ -129,6 +129,7 @@ def _subject(msg: Inbound, ctx: Context) -> AlertSubject:
         customer_id=facts.customer_id or msg.from_user,
         customer_name=facts.customer_name,
         staff_userid=facts.staff_userid,
+        staff_name=facts.staff_name,
         author=facts.author,
         text=msg.text or "",
         hits=ctx.hits,

@@ -48,6 +48,7 @@ def chat_facts(msg: ChatMessage) -> ChannelFacts:
         customer_id=msg.customer_id,
         customer_name=msg.customer_name,
         staff_userid=msg.staff_userid,
+        staff_name=msg.staff_name,
     )
 
 

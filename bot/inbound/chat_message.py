@@ -28,6 +28,8 @@ class ChatMessage:
     customer_id: str
     #: The servicer of the conversation, when known (kf origin 5, or the session's servicer).
     staff_userid: str = ""
+    #: The staff member's display name, when the channel could resolve it ("" otherwise).
+    staff_name: str = ""
     customer_name: str = ""
     msg_type: str
     #: The text the rules inspect ("" for media and events).

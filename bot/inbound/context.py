@@ -24,7 +24,7 @@ from rules.models import Audience, Hit, Inspection
 from wecom_sdk.messages.callback import Message
 from wecom_sdk.replies import TextReply
 
-__all__ = ["ChannelFacts", "Context", "Inbound", "PullNotifier", "Services"]
+__all__ = ["ArchiveNotifier", "ChannelFacts", "Context", "Inbound", "PullNotifier", "Services"]
 
 Inbound = Message | ChatMessage
 """What the pipeline takes: a parsed app callback, or a message of a chat channel (kf, archive)."""
@@ -53,6 +53,7 @@ class ChannelFacts:
     customer_name: str = ""
     #: The staff member of the conversation (kf servicer), when known.
     staff_userid: str = ""
+    staff_name: str = ""
 
 
 class PullNotifier(Protocol):
@@ -60,6 +61,13 @@ class PullNotifier(Protocol):
 
     def notify(self, open_kfid: str, token: str = "") -> None:
         """The account has news: pull soon. Never blocks, never raises."""
+
+
+class ArchiveNotifier(Protocol):
+    """Takes ``msgaudit_notify`` notices (:class:`bot.msgaudit.puller.MsgauditPuller` is one)."""
+
+    def notify(self) -> None:
+        """The archive has new records: pull soon. Never blocks, never raises."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,8 @@ class Services:
     log: logging.Logger
     #: The kf puller that takes pull notices; None when ``[kf].enabled`` is false.
     kf_puller: PullNotifier | None = None
+    #: The conversation archive puller; None when ``[msgaudit].enabled`` is false.
+    msgaudit_puller: ArchiveNotifier | None = None
 
 
 @dataclass(slots=True)

@@ -35,9 +35,9 @@ from bot.inbound.pipeline import Pipeline
 from bot.kf.log import kf_log
 from bot.kf.page import PageWork
 from bot.kf.sender import KfSender
-from bot.kf.store import FencedOut, claim_fence, known_accounts
+from bot.kf.store import claim_fence, known_accounts
 from bot.kf.welcome import Welcomer
-from bot.pull_lock import Lease, PullLocks
+from bot.pull_lock import FencedOut, Lease, PullLocks
 from bot.web.metrics import BotMetrics
 from monitor.archive import Archive, GroupCommitWriter
 from monitor.errors import StorageError

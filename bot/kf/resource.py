@@ -23,6 +23,7 @@ from bot.web.keys import (
     CONFIG,
     KF_PULLER,
     METRICS,
+    PERIODIC,
     PIPELINE,
     REDIS,
     RULES,
@@ -57,12 +58,17 @@ async def kf_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
     )
     app[KF_PULLER] = puller
-    periodic = asyncio.create_task(puller.run_periodic(), name="sentinel-kf-periodic")
+    periodic = (
+        asyncio.create_task(puller.run_periodic(), name="sentinel-kf-periodic")
+        if app.get(PERIODIC, True)
+        else None
+    )
     try:
         yield
     finally:
-        periodic.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await periodic
+        if periodic is not None:
+            periodic.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await periodic
         await puller.close()
         await locks.close()

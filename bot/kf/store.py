@@ -25,6 +25,7 @@ from sqlalchemy import Connection, Table, func, insert, or_, select, update
 from bot.config import KfConfig
 from bot.kf.budget import Budget
 from bot.kf.plan import CustomerPlan, CustomerView, Question, plan_customer
+from bot.pull_lock import FencedOut
 from monitor.archive.flags import NewFlag, record_flags
 from monitor.archive.kf_models import (
     ActionKind,
@@ -38,7 +39,6 @@ from monitor.archive.upsert import insert_ignore, upsert
 
 __all__ = [
     "CustomerPage",
-    "FencedOut",
     "Flag",
     "PageCommit",
     "claim_fence",
@@ -51,10 +51,6 @@ _CURSOR: Table = KfCursorRecord.__table__
 _CUSTOMER: Table = KfCustomerRecord.__table__
 _ACTION: Table = KfActionRecord.__table__
 _DECISION: Table = KfDecisionRecord.__table__
-
-
-class FencedOut(Exception):
-    """A newer puller claimed the account: this one must stop without writing."""
 
 
 def _at(epoch: float) -> datetime:

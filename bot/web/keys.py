@@ -20,6 +20,7 @@ from bot.inbound.dedupe import DedupeStore
 from bot.inbound.pipeline import Pipeline
 from bot.inbound.split_window import SplitWindow
 from bot.kf.puller import KfPuller
+from bot.msgaudit.puller import MsgauditPuller
 from bot.shared_state import GuardedRedis
 from bot.web.metrics import BotMetrics
 from monitor.alerts.outbox import OutboxWorker
@@ -40,7 +41,9 @@ __all__ = [
     "DEDUPE",
     "KF_PULLER",
     "METRICS",
+    "MSGAUDIT_PULLER",
     "OUTBOX",
+    "PERIODIC",
     "PIPELINE",
     "REDIS",
     "REGISTRY",
@@ -77,5 +80,10 @@ ALERT_STAGE = web.AppKey("alert_stage", AlertStage)
 SERVICES = web.AppKey("services", Services)
 #: The 微信客服 puller; absent when ``[kf].enabled`` is false.
 KF_PULLER = web.AppKey("kf_puller", KfPuller)
+#: The conversation archive (会话内容存档) puller; absent when ``[msgaudit].enabled`` is false.
+MSGAUDIT_PULLER = web.AppKey("msgaudit_puller", MsgauditPuller)
+#: False for a one-shot command that runs the app's stack without serving (``msgaudit pull
+#: --once``): the pullers start no periodic pass. Absent = True.
+PERIODIC = web.AppKey("periodic", bool)
 #: Set only when no ``[wecom].secret`` is configured: outbound calls are recorded, not sent.
 SANDBOX = web.AppKey("sandbox", SandboxLog)

@@ -77,6 +77,9 @@ class BotMetrics:
     kf_items: Counter
     kf_actions: Counter
     kf_pages: Counter
+    msgaudit_records: Counter
+    msgaudit_lag: Gauge
+    msgaudit_quarantine: Gauge
     #: Pre-bound children of ``callbacks`` and ``callback_latency`` for the POST hot path.
     post: PostMetrics
 
@@ -170,6 +173,24 @@ class BotMetrics:
             ),
             kf_pages=Counter(
                 "sentinel_kf_pages", "kf/sync_msg pages archived and decided", registry=registry
+            ),
+            msgaudit_records=Counter(
+                "sentinel_msgaudit_records",
+                "会话内容存档 records pulled, by outcome (archived, repeat, quarantined, released)",
+                ["outcome"],
+                registry=registry,
+            ),
+            msgaudit_lag=Gauge(
+                "sentinel_msgaudit_lag_seconds",
+                "Now minus the msgtime of the newest archived 会话内容存档 record",
+                registry=registry,
+                multiprocess_mode="livemostrecent",
+            ),
+            msgaudit_quarantine=Gauge(
+                "sentinel_msgaudit_quarantined",
+                "会话内容存档 records waiting in quarantine (cannot be decrypted yet)",
+                registry=registry,
+                multiprocess_mode="livemostrecent",
             ),
         )
 

@@ -33,6 +33,7 @@ from bot.inbound.split_window import (
 )
 from bot.kf.resource import kf_ctx
 from bot.log import pipeline_log, server_log
+from bot.msgaudit.resource import msgaudit_ctx
 from bot.sandbox.transport import SandboxTransport
 from bot.shared_state import create_redis
 from bot.web.keys import (
@@ -44,6 +45,7 @@ from bot.web.keys import (
     DEDUPE,
     KF_PULLER,
     METRICS,
+    MSGAUDIT_PULLER,
     OUTBOX,
     PIPELINE,
     REDIS,
@@ -302,8 +304,13 @@ async def pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-    """What handlers get besides the message; after ``kf_ctx``, whose puller takes kf notices."""
-    app[SERVICES] = Services(app[CONFIG], pipeline_log, kf_puller=app.get(KF_PULLER))
+    """What handlers get besides the message; after the pullers, which take their notices."""
+    app[SERVICES] = Services(
+        app[CONFIG],
+        pipeline_log,
+        kf_puller=app.get(KF_PULLER),
+        msgaudit_puller=app.get(MSGAUDIT_PULLER),
+    )
     yield
 
 
@@ -317,5 +324,6 @@ RESOURCES = (
     anchor_ctx,
     pipeline_ctx,
     kf_ctx,
+    msgaudit_ctx,
     services_ctx,
 )

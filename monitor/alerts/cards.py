@@ -123,6 +123,12 @@ def _who(alert: OpenAlert) -> str:
     return name or alert.customer_id or "未知客户"
 
 
+def _staff(alert: OpenAlert) -> str:
+    if alert.staff_name and alert.staff_userid:
+        return f"{alert.staff_name}（{alert.staff_userid}）"
+    return alert.staff_userid or "—"
+
+
 def _time(at: datetime) -> str:
     return f"{at:%m-%d %H:%M}"
 
@@ -130,7 +136,7 @@ def _time(at: datetime) -> str:
 def _rows(alert: OpenAlert, subject: AlertSubject) -> list[dict[str, str]]:
     rows = [
         ("客户", _who(alert)),
-        ("员工", alert.staff_userid or "—"),
+        ("员工", _staff(alert)),
         ("命中词", "、".join(alert.words)),
         ("时间", _time(subject.at)),
     ]
@@ -229,7 +235,7 @@ def build_robot_markdown(
     head = [
         f'## <font color="warning">{_md_safe(title)}</font>',
         f"> 客户：{_md_safe(_who(alert))}",
-        f"> 员工：{_md_safe(alert.staff_userid or '—')}",
+        f"> 员工：{_md_safe(_staff(alert))}",
         f"> 命中词：{_md_safe('、'.join(alert.words))}（{alert.severity.label}）",
         f"> 时间：{_time(subject.at)}" + (f"，累计 {alert.count} 次" if alert.count > 1 else ""),
     ]

@@ -75,6 +75,8 @@ class AlertRecord(TableModel, table=True):
     #: Cards sent so far; numbers each card's ``task_id`` (WeCom wants them unique per app).
     cards_sent: int = 0
     rules_version: str = ""
+    #: The staff member's display name when the channel resolved it (会话内容存档), else "".
+    staff_name: str = Field(default="", sa_column_kwargs={"server_default": ""})
 
 
 class AlertMessageLink(TableModel, table=True):

@@ -102,6 +102,7 @@ class AlertSubject:
     text: str
     hits: tuple[Hit, ...]
     at: datetime
+    staff_name: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +122,7 @@ class OpenAlert:
     customer_id: str = ""
     customer_name: str = ""
     staff_userid: str = ""
+    staff_name: str = ""
     status: AlertStatus = AlertStatus.OPEN
     claimed_by: str = ""
     #: Who resolved or dismissed it, and when.
@@ -295,6 +297,7 @@ class AlertPolicy:
                 customer_id=subject.customer_id,
                 customer_name=subject.customer_name,
                 staff_userid=subject.staff_userid,
+                staff_name=subject.staff_name,
                 notified_severity=severity,
             )
             return Decision(DecisionAction.NEW, alert, recipients)
@@ -308,6 +311,7 @@ class AlertPolicy:
             latest_text=subject.text,
             recipients=merged,
             customer_name=open_alert.customer_name or subject.customer_name,
+            staff_name=open_alert.staff_name or subject.staff_name,
         )
         if severity > open_alert.notified_severity:
             # Once per level: the next hit at this level compares against the raised mark.

@@ -29,11 +29,11 @@ from sqlalchemy import Connection, Table, case, select, update
 from monitor.archive.media_store import INLINE_IMAGE_TYPES
 from monitor.archive.msgaudit_models import MediaRecord, MediaStatus
 from monitor.archive.upsert import insert_ignore
+from wecom_sdk.messages.msgaudit_parts import MediaRef
 
 __all__ = [
     "MEDIA",
     "MediaJob",
-    "MediaRef",
     "MediaView",
     "claim_media",
     "fileid_hash",
@@ -66,17 +66,6 @@ KIND_LABELS = {
 def fileid_hash(sdkfileid: str) -> str:
     """sha256 hex of an ``sdkfileid`` (the row's unique key with its message's dedupe key)."""
     return hashlib.sha256(sdkfileid.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class MediaRef:
-    """A media file a message announces (its ``sdkfileid``, md5sum, size and name)."""
-
-    sdkfileid: str
-    kind: str
-    md5: str = ""
-    size: int = 0
-    filename: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +157,7 @@ def record_media(conn: Connection, refs: Sequence[MediaRef], dedupe_key: str, no
             "fileid_hash": fileid_hash(ref.sdkfileid),
             "sdkfileid": ref.sdkfileid,
             "kind": ref.kind,
-            "md5": ref.md5.lower(),
+            "md5": ref.md5sum.lower()[:32],
             "announced_size": max(0, ref.size),
             "filename": ref.filename,
             "status": MediaStatus.PENDING,

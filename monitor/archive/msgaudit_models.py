@@ -38,6 +38,9 @@ class MsgauditCursorRecord(TableModel, table=True):
     fence: int = 0
     #: The newest ``msgtime`` (ms) archived: the lag is now minus this.
     newest_msgtime: int = Field(default=0, sa_type=BigInteger)
+    #: When a pull last reached the end of what WeCom holds (None: never). With ``newest_msgtime``
+    #: it tells a quiet weekend (caught up, nothing new) from a puller falling behind.
+    caught_up_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     #: Bumped by ``msgaudit keys reload``: workers reload their private keys when it changes.
     keys_generation: int = 0
     #: When the operators were last told the lag passed ``lag_alert_hours`` (None: not lagging).
@@ -106,7 +109,7 @@ class MediaRecord(TableModel, table=True):
     filename: str = Field(default="", sa_type=Text)
     status: str = Field(default=MediaStatus.PENDING, max_length=16)
     #: Content address of the stored bytes (sha256 hex), once stored.
-    sha256: str = Field(default="", max_length=64)
+    sha256: str = Field(default="", max_length=64, index=True)
     size: int = Field(default=0, sa_type=BigInteger)
     mime: str = Field(default="", max_length=128)
     attempts: int = 0

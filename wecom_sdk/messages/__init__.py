@@ -10,28 +10,6 @@ so it keeps its raw mapping, and each format has one :class:`Registry` of its mo
 
 from __future__ import annotations
 
-from .archive import (
-    ARCHIVE_MODELS,
-    ArchiveAgree,
-    ArchiveCard,
-    ArchiveChatRecord,
-    ArchiveLink,
-    ArchiveLocation,
-    ArchiveMarkdown,
-    ArchiveMedia,
-    ArchiveMixed,
-    ArchivePart,
-    ArchiveRecord,
-    ArchiveRevoke,
-    ArchiveSwitch,
-    ArchiveText,
-    ArchiveUnknown,
-    ArchiveWeapp,
-    MediaRef,
-    is_external_id,
-    media_parts,
-    parse_archive_record,
-)
 from .base import Model, ParsedMessage, Registry
 from .callback import (
     CALLBACK_MODELS,
@@ -55,6 +33,28 @@ from .callback import (
     VoiceMessage,
     from_mapping,
     parse,
+)
+from .msgaudit import (
+    ARCHIVE_MODELS,
+    ArchiveAgree,
+    ArchiveCard,
+    ArchiveChatRecord,
+    ArchiveLink,
+    ArchiveLocation,
+    ArchiveMarkdown,
+    ArchiveMedia,
+    ArchiveMixed,
+    ArchivePart,
+    ArchiveRecord,
+    ArchiveRevoke,
+    ArchiveSwitch,
+    ArchiveText,
+    ArchiveUnknown,
+    ArchiveWeapp,
+    MediaRef,
+    is_external_id,
+    media_parts,
+    parse_archive_record,
 )
 
 __all__ = [

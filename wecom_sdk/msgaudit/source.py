@@ -6,7 +6,7 @@ library's surface, so the puller runs the same on the vendor library
 (:mod:`wecom_sdk.msgaudit.vendor`) and on the fake (:mod:`wecom_sdk.msgaudit.fake`). Every method
 BLOCKS (the vendor library does network I/O inside): call it from a thread.
 
-The RSA step is not here: ``encrypt_random_key`` is decrypted by :mod:`wecom_sdk.msgaudit.keys`
+The RSA step is not here: ``encrypt_random_key`` is decrypted by :mod:`wecom_sdk.msgaudit.keyring`
 with our private key of the entry's ``publickey_ver``; its result goes to :meth:`decrypt_data`.
 """
 

@@ -4,7 +4,7 @@
 (design.md §3 "Fake archive source"), used by the tests, ``bench/`` and the demo. It encrypts
 each message as WeCom does: a random ASCII key under RSA PKCS#1 v1.5 with the public key of a
 ``publickey_ver`` (keys generated here, private halves written as PEM files for
-:class:`~wecom_sdk.msgaudit.keys.KeyRing`), the message JSON under the fake's ``DecryptData``
+:class:`~wecom_sdk.msgaudit.keyring.KeyRing`), the message JSON under the fake's ``DecryptData``
 cipher (:func:`~wecom_sdk.msgaudit.fake.seal_chat_msg`, the one copy of it). A version whose
 private key is not written yet makes records nobody can decrypt until :meth:`write_key`, as
 after a key rotation whose new key was not configured.
@@ -35,7 +35,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from wecom_sdk.messages.archive import is_external_id
+from wecom_sdk.messages.msgaudit import is_external_id
 from wecom_sdk.msgaudit.fake import media_dir, media_path, seal_chat_msg
 from wecom_sdk.msgaudit.source import ChatDataEntry
 

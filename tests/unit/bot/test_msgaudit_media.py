@@ -24,9 +24,10 @@ from sqlalchemy import Engine, select
 from bot.config import MsgauditConfig
 from bot.msgaudit.media import FetchReport, MediaFetcher, Outcome
 from monitor.archive import GroupCommitWriter, create_schema, make_engine
-from monitor.archive.media_rows import MEDIA, MediaRef, record_media
+from monitor.archive.media_rows import MEDIA, record_media
 from monitor.archive.media_store import MediaStore, MediaUsage
 from wecom_sdk.errors import archive_error
+from wecom_sdk.messages import MediaRef
 from wecom_sdk.msgaudit.source import MEDIA_CHUNK_BYTES, ChatDataEntry, MediaChunk
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
@@ -149,8 +150,8 @@ async def test_a_multi_chunk_file_is_stored_by_content(
 ) -> None:
     data = blob(1_300_000)  # three chunks
     source = DictSource({"f1": data, "f2": data})
-    await add(writer, "m1", MediaRef("f1", "image", md5=md5(data).upper(), size=len(data)))
-    await add(writer, "m2", MediaRef("f2", "image", md5=md5(data), filename="x.bin"))
+    await add(writer, "m1", MediaRef("image", "f1", md5sum=md5(data).upper(), size=len(data)))
+    await add(writer, "m2", MediaRef("image", "f2", md5sum=md5(data), filename="x.bin"))
     report = await fetcher(source, writer, store, concurrency=1).fetch_pending()
     assert report[Outcome.STORED] == 2 and report.total == 2 and not report.backing_off
     assert source.calls[:3] == [("f1", ""), ("f1", "524288"), ("f1", "1048576")]
@@ -174,7 +175,7 @@ async def test_mime_falls_back_to_the_file_name(
 ) -> None:
     pdf, odd = b"%PDF-1.7 ...", b"\x00\x01\x02"
     source = DictSource({"pdf": pdf, "odd": odd})
-    await add(writer, "m1", MediaRef("pdf", "file", filename="合同.pdf"), MediaRef("odd", "file"))
+    await add(writer, "m1", MediaRef("file", "pdf", filename="合同.pdf"), MediaRef("file", "odd"))
     await fetcher(source, writer, store).fetch_pending()
     assert [r["mime"] for r in media_rows(engine)] == [
         "application/pdf",
@@ -187,7 +188,7 @@ async def test_md5_mismatch_keeps_nothing_and_is_retried_up_to_the_limit(
 ) -> None:
     data = blob(700_000)
     source = DictSource({"f1": data})
-    await add(writer, "m1", MediaRef("f1", "video", md5="0" * 32))
+    await add(writer, "m1", MediaRef("video", "f1", md5sum="0" * 32))
     media = fetcher(source, writer, store, max_attempts=2)
     assert (await media.fetch_pending())[Outcome.MD5_MISMATCH] == 1
     (row,) = media_rows(engine)
@@ -209,7 +210,7 @@ async def test_too_large_by_announcement_downloads_nothing(
     writer: GroupCommitWriter, store: MediaStore, engine: Engine
 ) -> None:
     source = DictSource({"big": blob(2000)})
-    await add(writer, "m1", MediaRef("big", "video", size=1001))
+    await add(writer, "m1", MediaRef("video", "big", size=1001))
     report = await fetcher(source, writer, store, max_bytes=1000).fetch_pending()
     assert report[Outcome.TOO_LARGE] == 1
     assert source.calls == []
@@ -222,7 +223,7 @@ async def test_too_large_by_actual_size_stops_at_the_chunk_that_passes(
 ) -> None:
     data = blob(3 * MEDIA_CHUNK_BYTES)
     source = DictSource({"big": data})
-    await add(writer, "m1", MediaRef("big", "file", size=100))  # it announced less
+    await add(writer, "m1", MediaRef("file", "big", size=100))  # it announced less
     report = await fetcher(source, writer, store, max_bytes=600_000).fetch_pending()
     assert report[Outcome.TOO_LARGE] == 1
     assert len(source.calls) == 2  # 512 KB fit, the second chunk passes 600 000 bytes
@@ -237,7 +238,7 @@ async def test_a_transient_error_is_retried_after_a_back_off(
     data = blob(1000)
     source = DictSource({"f1": data})
     source.failures["f1"] = [10001]
-    await add(writer, "m1", MediaRef("f1", "voice", md5=md5(data)))
+    await add(writer, "m1", MediaRef("voice", "f1", md5sum=md5(data)))
     clock = Clock()
     media = fetcher(source, writer, store, clock=clock)
     assert (await media.fetch_pending())[Outcome.RETRY] == 1
@@ -258,7 +259,7 @@ async def test_the_back_off_doubles_while_wecom_is_down(
     source = DictSource({f"f{n}": blob(100, seed=n) for n in range(5)})
     source.down = 10003
     for n in range(5):
-        await add(writer, f"m{n}", MediaRef(f"f{n}", "image"))
+        await add(writer, f"m{n}", MediaRef("image", f"f{n}"))
     clock = Clock()
     media = fetcher(source, writer, store, clock=clock, concurrency=1, backoff_s=10)
     report = await media.fetch_pending()
@@ -282,7 +283,7 @@ async def test_bad_or_expired_files_fail_for_good(
 ) -> None:
     source = DictSource({"f1": b"x"})
     source.failures["f1"] = [errcode]
-    await add(writer, "m1", MediaRef("f1", "file"))
+    await add(writer, "m1", MediaRef("file", "f1"))
     media = fetcher(source, writer, store)
     assert (await media.fetch_pending())[Outcome.FAILED] == 1
     (row,) = media_rows(engine)
@@ -296,7 +297,7 @@ async def test_other_errors_count_attempts_then_fail(
 ) -> None:
     source = DictSource({"f1": b"x"})
     source.failures["f1"] = [10000, 10000]
-    await add(writer, "m1", MediaRef("f1", "file"))
+    await add(writer, "m1", MediaRef("file", "f1"))
     media = fetcher(source, writer, store, max_attempts=2)
     assert (await media.fetch_pending())[Outcome.ERROR] == 1
     assert media_rows(engine)[0]["attempts"] == 1
@@ -311,7 +312,7 @@ async def test_at_most_two_downloads_at_once(
     source = DictSource({f"f{n}": blob(1000, seed=n) for n in range(6)})
     source.delay_s = 0.02
     for n in range(6):
-        await add(writer, f"m{n}", MediaRef(f"f{n}", "image"))
+        await add(writer, f"m{n}", MediaRef("image", f"f{n}"))
     report = await fetcher(source, writer, store).fetch_pending()
     assert report[Outcome.STORED] == 6
     assert source.max_in_flight == 2
@@ -341,7 +342,7 @@ async def _two_workers(
     source = DictSource(files)
     source.delay_s = 0.01
     for n in range(4):
-        await add(writer, f"m{n}", MediaRef(f"f{n}", "file", md5=md5(files[f"f{n}"])))
+        await add(writer, f"m{n}", MediaRef("file", f"f{n}", md5sum=md5(files[f"f{n}"])))
     reports = await asyncio.gather(
         fetcher(source, writer, store).fetch_pending(),
         fetcher(source, other, store).fetch_pending(),

@@ -15,8 +15,8 @@ from sqlalchemy import Engine, text
 
 from bot.config import KfConfig, StorageConfig
 from bot.kf.plan import Question
-from bot.kf.store import CustomerPage, FencedOut, PageCommit, claim_fence, commit_page
-from bot.pull_lock import MemoryPullLocks, PullLocks, RedisPullLocks
+from bot.kf.store import CustomerPage, PageCommit, claim_fence, commit_page
+from bot.pull_lock import FencedOut, MemoryPullLocks, PullLocks, RedisPullLocks
 from bot.shared_state import create_redis
 from monitor.archive import GroupCommitWriter, create_schema, make_engine
 from rules.models import Inspection, ReplyRule, TextReplyContent

@@ -12,7 +12,6 @@ from sqlalchemy import Connection, Engine, select, text
 from monitor.archive import GroupCommitWriter, create_schema, make_engine
 from monitor.archive.media_rows import (
     MEDIA,
-    MediaRef,
     claim_media,
     fileid_hash,
     mark_failed,
@@ -26,6 +25,7 @@ from monitor.archive.media_rows import (
 )
 from monitor.archive.msgaudit_models import MediaStatus
 from tests.support.waiting import wait_until
+from wecom_sdk.messages import MediaRef
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 SHA_A = "a" * 64
@@ -42,7 +42,8 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 def refs(*names: str) -> list[MediaRef]:
     return [
-        MediaRef(f"fileid-{n}", "file", md5="ABCDEF", size=10, filename=f"{n}.pdf") for n in names
+        MediaRef("file", f"fileid-{n}", md5sum="ABCDEF", size=10, filename=f"{n}.pdf")
+        for n in names
     ]
 
 
@@ -137,7 +138,7 @@ async def test_outcomes_never_undo_a_stored_file(writer: GroupCommitWriter) -> N
 
 async def test_media_of_messages_and_by_sha256(writer: GroupCommitWriter) -> None:
     await writer.run(lambda c: record_media(c, refs("a", "b"), "msg1", T0))
-    await writer.run(lambda c: record_media(c, [MediaRef("img", "image", size=2048)], "msg2", T0))
+    await writer.run(lambda c: record_media(c, [MediaRef("image", "img", size=2048)], "msg2", T0))
     await writer.run(lambda c: record_media(c, refs("a"), "msg3", T0))
     ids = sorted(rows(writer.engine))
     for media_id in (ids[0], ids[3]):  # the same bytes in two messages

@@ -171,7 +171,7 @@ def adopted(
     before: dict[str, list[tuple[Any, ...]]], *, skip: str = ""
 ) -> dict[str, list[tuple[Any, ...]]]:
     """What an old database's rows look like at head: the same, but ``alert_audit``'s rows moved
-    to ``audit_event`` (0002), hits with an empty ``via`` and ``parts`` (0004), and the tables the
+    to ``audit_event`` (0002), hits with an empty ``via`` and ``parts`` (0004), alerts with an empty ``staff_name`` (0005), and the tables the
     old database lacked there, empty (the chain tables left out: :func:`assert_chained` checks
     those)."""
     after = {name: rows for name, rows in before.items() if name != "alert_audit"}
@@ -183,6 +183,8 @@ def adopted(
     ]
     # 0004: hits gained ``via`` and ``parts``, empty on the rows stored before.
     after["hit"] = [(*row, None, None) for row in before.get("hit", [])]
+    # 0005: alerts gained ``staff_name``, "" on the rows stored before.
+    after["alert"] = [(*row, "") for row in before.get("alert", [])]
     for name in METADATA.tables:
         if name not in CHAIN_TABLES:
             after.setdefault(name, [])

@@ -3,7 +3,8 @@
 Revision ID: 0005
 Revises: 0004
 
-Three new tables (``monitor.archive.msgaudit_models``); no existing row changes.
+Three new tables (``monitor.archive.msgaudit_models``), an index on stored media by content,
+and ``alert.staff_name`` (the staff member's display name, "" on the rows stored before).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def upgrade() -> None:
         sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("fence", sa.Integer(), nullable=False),
         sa.Column("newest_msgtime", sa.BigInteger(), nullable=False),
+        sa.Column("caught_up_at", _AT, nullable=True),
         sa.Column("keys_generation", sa.Integer(), nullable=False),
         sa.Column("lag_alerted_at", _AT, nullable=True),
         sa.Column("updated_at", _AT, nullable=False),
@@ -68,9 +70,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_media_file_dedupe_key", "media_file", ["dedupe_key"])
     op.create_index("ix_media_file_status", "media_file", ["status"])
+    op.create_index("ix_media_file_sha256", "media_file", ["sha256"])
+    with op.batch_alter_table("alert") as batch:
+        batch.add_column(sa.Column("staff_name", sa.String(), nullable=False, server_default=""))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert") as batch:
+        batch.drop_column("staff_name")
     op.drop_table("media_file")
     op.drop_table("msgaudit_quarantine")
     op.drop_table("msgaudit_cursor")

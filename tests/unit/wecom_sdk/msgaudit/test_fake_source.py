@@ -25,7 +25,7 @@ from wecom_sdk.msgaudit.fake import (
     open_chat_msg,
     seal_chat_msg,
 )
-from wecom_sdk.msgaudit.keys import KeyRing
+from wecom_sdk.msgaudit.keyring import KeyRing
 from wecom_sdk.testing.archive_feed import ArchiveFeed, entry_line
 
 

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from wecom_sdk.errors import RecordUndecryptable
 from wecom_sdk.messages import ArchiveMedia, ArchiveText, parse_archive_record
 from wecom_sdk.msgaudit.fake import FakeArchiveSource
-from wecom_sdk.msgaudit.keys import KeyRing
+from wecom_sdk.msgaudit.keyring import KeyRing
 from wecom_sdk.msgaudit.source import ChatDataEntry
 from wecom_sdk.testing.archive_feed import ArchiveFeed
 

@@ -2,7 +2,7 @@
 archive model registry.
 
 :class:`ArchiveRecord` holds the fields every decrypted record has; :data:`ARCHIVE_MODELS` maps
-``msgtype`` to a model (:mod:`wecom_sdk.messages.archive`) and falls back to
+``msgtype`` to a model (:mod:`wecom_sdk.messages.msgaudit`) and falls back to
 :class:`ArchiveUnknown`, which keeps the record raw. :func:`is_external_id` tells a customer's id
 from a member's. Format: https://developer.work.weixin.qq.com/document/path/91774.
 """
@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any, Self, TypedDict
 
 from ..errors import KfItemError
-from .archive_parts import MediaRef
 from .base import Model, Registry, field_readers
 from .kf_fields import canonical_json, path
+from .msgaudit_parts import MediaRef
 
 __all__ = [
     "ARCHIVE_MODELS",
@@ -28,6 +28,7 @@ __all__ = [
     "ArchiveUnknown",
     "body_key",
     "is_external_id",
+    "key_of_msgid",
     "read_ids",
 ]
 
@@ -94,6 +95,15 @@ class ArchiveCommon(TypedDict):
     raw: Mapping[str, Any]
 
 
+def key_of_msgid(msgid: str) -> str:
+    """The archive key of the record with this msgid (:attr:`ArchiveRecord.dedupe_key`): for a
+    recall, the key of the message it takes back."""
+    if _PLAIN_MSGID.fullmatch(msgid):
+        return f"ma:{msgid}"
+    # surrogatepass: a lone surrogate (a JSON "\ud800" escape) must not make hashing fail.
+    return "mah:" + hashlib.sha256(msgid.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArchiveRecord(Model):
     """Fields common to every decrypted archive record.
@@ -135,11 +145,7 @@ class ArchiveRecord(Model):
         ASCII characters without spaces; anything else is hashed so the key stays bounded and
         safe to store (its own prefix keeps a hash from meeting a msgid that looks like one).
         """
-        if _PLAIN_MSGID.fullmatch(self.msgid):
-            return f"ma:{self.msgid}"
-        seed = self.msgid or self.raw_json
-        # surrogatepass: a lone surrogate (a JSON "\ud800" escape) must not make hashing fail.
-        return "mah:" + hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()
+        return key_of_msgid(self.msgid or self.raw_json)
 
     @property
     def text(self) -> str:

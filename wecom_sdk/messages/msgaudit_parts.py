@@ -4,7 +4,7 @@ and the media references every record with a file hands to the media downloader.
 A part's ``content`` is a JSON string of the part's own body (``{"content": "..."}`` for text,
 ``{"sdkfileid": ..., "md5sum": ..., "filesize": ...}`` for media). It is decoded leniently, when
 read: a part that cannot be read gives no text and no media rather than losing its record, which
-is archived raw either way. The records holding parts live in :mod:`wecom_sdk.messages.archive`.
+is archived raw either way. The records holding parts live in :mod:`wecom_sdk.messages.msgaudit`.
 """
 
 from __future__ import annotations

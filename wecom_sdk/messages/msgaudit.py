@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import KfItemError, archive_error
-from .archive_parts import ArchivePart, MediaRef, read_parts
-from .archive_record import (
+from .kf_fields import json_field, read_float, read_int, read_object, read_str
+from .msgaudit_parts import ArchivePart, MediaRef, read_parts
+from .msgaudit_record import (
     ARCHIVE_MODELS,
     SWITCH,
     ArchiveCommon,
@@ -28,9 +29,9 @@ from .archive_record import (
     ArchiveUnknown,
     body_key,
     is_external_id,
+    key_of_msgid,
     read_ids,
 )
-from .kf_fields import json_field, read_float, read_int, read_object, read_str
 
 __all__ = [
     "ARCHIVE_MODELS",
@@ -51,6 +52,7 @@ __all__ = [
     "ArchiveWeapp",
     "MediaRef",
     "is_external_id",
+    "key_of_msgid",
     "media_parts",
     "parse_archive_record",
 ]

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
 from tests.support.paths import DATA
 from wecom_sdk.errors import RecordUndecryptable, WeComError
-from wecom_sdk.msgaudit.keys import KeyFileError, KeyRing
+from wecom_sdk.msgaudit.keyring import KeyFileError, KeyRing
 from wecom_sdk.testing.archive_feed import private_pem
 
 # Test-only 1024-bit keys: v1 as PKCS#1 ("BEGIN RSA PRIVATE KEY"), v2 as PKCS#8 ("BEGIN PRIVATE

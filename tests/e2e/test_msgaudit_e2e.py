@@ -1,0 +1,176 @@
+"""Staff chats from the conversation archive, end to end on the fake source (design.md §3): the
+real RSA step and key versions, the app's whole stack (rules, alerts, archive, review web), the
+emulator for WeCom's HTTP API. Runs on the embedded set-up (SQLite, no Redis) and the shared one
+(PostgreSQL + Redis)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, select
+
+from bot.config import Config
+from bot.msgaudit.puller import MsgauditPuller
+from bot.web.app import create_app
+from bot.web.keys import MSGAUDIT_PULLER, WRITER
+from monitor.archive.models import MessageRecord
+from monitor.archive.msgaudit_models import MsgauditCursorRecord
+from tests.support.app import CORP_ID, make_config
+from tests.support.callbacks import wait_calls
+from tests.support.msgaudit import CUSTOMER, STAFF, make_feed, msgaudit_toml
+from tests.support.review import add_reviewer, login
+from wecom_sdk.testing.archive_feed import ArchiveFeed
+from wecom_sdk.testing.fake_api import FakeWeCom
+
+ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
+SECRET = "app-secret-for-tests"
+PASSWORD = "correct horse battery"
+
+
+class Env:
+    """The app under test, its fake WeCom and the archive feed."""
+
+    def __init__(self, client: TestClient[Any, Any], wecom: FakeWeCom, feed: ArchiveFeed) -> None:
+        self.client, self.wecom, self.feed = client, wecom, feed
+
+    @property
+    def puller(self) -> MsgauditPuller:
+        return self.client.app[MSGAUDIT_PULLER]
+
+    async def count(self, query: Any) -> int:
+        return int(await self.client.app[WRITER].run(lambda conn: conn.execute(query).scalar_one()))
+
+    async def archived(self) -> int:
+        m = MessageRecord.__table__.c
+        return await self.count(select(func.count()).where(m.channel == "msgaudit"))
+
+    async def seq(self) -> int:
+        c = MsgauditCursorRecord.__table__.c
+        return await self.count(select(c.seq))
+
+
+async def _env(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    aiohttp_client: ClientFactory,
+    aiohttp_server: ServerFactory,
+    **toml: Any,
+) -> Env:
+    wecom = FakeWeCom(corp_id=CORP_ID, secret=SECRET)
+    wecom.add_member(STAFF, "张三")
+    wecom.add_external_contact(CUSTOMER, "王小明", follow_users=[STAFF])
+    server = await aiohttp_server(wecom.app)
+    feed = make_feed(tmp_path / "archive", *toml.pop("key_versions", (1,)))
+    shared: dict[str, str] = {}
+    if request.param == "shared":
+        shared = {
+            "redis_url": request.getfixturevalue("redis_url"),
+            "redis_prefix": request.getfixturevalue("redis_prefix"),
+        }
+        url = request.getfixturevalue("pg_schema_url")
+    else:
+        url = request.getfixturevalue("sqlite_url")
+    extra = '[alerts]\nmanagers = ["mgr1"]\n' + msgaudit_toml(feed, **toml)
+    config: Config = make_config(
+        tmp_path,
+        url,
+        secret=SECRET,
+        api_base=str(server.make_url("/cgi-bin/")),
+        extra=extra,
+        **shared,
+    )
+    client = await aiohttp_client(create_app(config))
+    await client.app[MSGAUDIT_PULLER].idle()  # the start-up pass (nothing to pull yet)
+    return Env(client, wecom, feed)
+
+
+@pytest.fixture(params=["embedded", "shared"])
+async def env(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    aiohttp_client: ClientFactory,
+    aiohttp_server: ServerFactory,
+) -> Env:
+    return await _env(request, tmp_path, aiohttp_client, aiohttp_server)
+
+
+async def test_a_staff_request_for_a_red_packet_alerts_and_shows_in_the_review_page(
+    env: Env,
+) -> None:
+    feed = env.feed
+    feed.append(
+        [
+            feed.text(CUSTOMER, [STAFF], "你好，我想问一下退货的事"),
+            feed.text(STAFF, [CUSTOMER], "可以的，不过你先发个红包给我，我帮你加急处理"),
+        ]
+    )
+    report = await env.puller.pull_once()
+    assert (report.entries, report.archived, report.quarantined) == (2, 2, 0)
+    calls = await wait_calls(env.wecom, "message/send", 1)
+    card = calls[-1].body["template_card"]
+    fields = {f["keyname"]: f["value"] for f in card["horizontal_content_list"]}
+    assert fields["员工"] == f"张三（{STAFF}）"  # named through user/get
+    assert fields["客户"] == f"王小明（{CUSTOMER}）"  # named through externalcontact/get
+    assert "红包" in card["sub_title_text"]
+    link = urlsplit(card["card_action"]["url"]).path
+    assert link == f"/review/conversations/ma%3A{STAFF}%3A{CUSTOMER}"
+
+    await add_reviewer(env.client.app[WRITER], "li", PASSWORD)
+    await login(env.client, "li", PASSWORD)
+    resp = await env.client.get(link)
+    body = await resp.text()
+    assert resp.status == 200
+    assert re.search(r"<mark[^>]*>红包</mark>", body)
+    assert "退货的事" in body  # the customer's message is context of the thread
+
+
+async def test_a_pull_archives_pages_once_and_an_empty_page_keeps_the_cursor(env: Env) -> None:
+    feed = env.feed
+    feed.append([feed.text(STAFF, [f"wmC{i:04d}"], f"第{i}条消息") for i in range(2500)])
+    report = await env.puller.pull_once()
+    assert (report.pages, report.entries, report.archived) == (3, 2500, 2500)
+    assert await env.archived() == 2500 and await env.seq() == 2500
+
+    # Nothing new: WeCom answers an empty page; the cursor stays (never back to 0).
+    again = await env.puller.pull_once()
+    assert (again.pages, again.entries) == (0, 0)
+    assert await env.seq() == 2500
+    # Even a source that answers nothing at all (a file emptied) does not move it back.
+    feed.path.write_text("")
+    await env.puller.pull_once()
+    assert await env.seq() == 2500 and await env.archived() == 2500
+
+
+async def test_transient_sdk_errors_are_retried_with_backoff(env: Env) -> None:
+    feed = env.feed
+    feed.append([feed.text(STAFF, [CUSTOMER], "稍等，我查一下")])
+    env.puller.source.fail_next("get_chat_data", 10001, times=2)  # type: ignore[attr-defined]
+    env.puller.backoff_s = 0.01
+    report = await env.puller.pull_once()
+    assert report.archived == 1
+
+
+@pytest.fixture(params=["embedded"])
+async def rotating(
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    aiohttp_client: ClientFactory,
+    aiohttp_server: ServerFactory,
+) -> Env:
+    return await _env(request, tmp_path, aiohttp_client, aiohttp_server, key_versions=(1, 2))
+
+
+async def test_key_rotation_mid_stream(rotating: Env) -> None:
+    feed = rotating.feed
+    feed.append([feed.text(STAFF, [CUSTOMER], f"旧密钥 {i}") for i in range(5)], version=1)
+    feed.append([feed.text(STAFF, [CUSTOMER], f"新密钥 {i}") for i in range(5)], version=2)
+    feed.append([feed.text(CUSTOMER, [STAFF], "旧版本客户端 1")], version=1)
+    report = await rotating.puller.pull_once()
+    assert (report.archived, report.quarantined) == (11, 0)
