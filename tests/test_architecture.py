@@ -245,6 +245,11 @@ SAME_MEANING = {
     "app": "the package's aiohttp application factory (the bot's app, the review sub-app)",
     "keys": "the package's typed aiohttp state keys (web.AppKey, web.RequestKey)",
     "settings": "a component's frozen settings, handed over by whoever builds it",
+    "cli": "the package's command-line commands (run_bot.py parses and calls them)",
+    "convert": "a pulled channel's item as the pipeline's channel-neutral ChatMessage",
+    "page": "one pulled page of a channel: archive its items, then commit its cursor",
+    "puller": "a pulled channel's notices, pages, lock and periodic pass",
+    "resource": "a channel's app resource (its aiohttp cleanup_ctx)",
     "msgaudit": "the conversation archive (会话内容存档): its record types, the SDK's surface, "
     "the bot's puller",
 }

@@ -69,6 +69,35 @@ class ThreadHit:
     end: int
 
 
+TYPE_LABELS = {
+    "image": "[图片]",
+    "voice": "[语音]",
+    "video": "[视频]",
+    "file": "[文件]",
+    "emotion": "[表情]",
+    "card": "[名片]",
+    "location": "[位置]",
+    "link": "[链接]",
+    "weapp": "[小程序]",
+    "redpacket": "[红包]",
+    "external_redpacket": "[红包]",
+    "chatrecord": "[聊天记录]",
+    "revoke": "撤回了一条消息",
+    "agree": "客户同意了会话存档",
+    "disagree": "客户拒绝了会话存档",
+    "switch": "切换了企业",
+    "meeting_voice_call": "[音频通话]",
+    "voip_doc_share": "[共享文档]",
+    "calendar": "[日程]",
+    "meeting": "[会议]",
+    "todo": "[待办]",
+    "vote": "[投票]",
+    "collect": "[填表]",
+    "docmsg": "[在线文档]",
+}
+"""Words for messages without text (会话内容存档 types), as WeCom's own client shows them."""
+
+
 @dataclass(frozen=True, slots=True)
 class ThreadMessage:
     """One archived message of the conversation."""
@@ -94,6 +123,11 @@ class ThreadMessage:
     @property
     def has_text(self) -> bool:
         return bool(self.segments)
+
+    @property
+    def type_label(self) -> str:
+        """What a message without text was, in words ("[type]" for a type without a name)."""
+        return TYPE_LABELS.get(self.msg_type, f"[{self.msg_type}]")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,15 +5,18 @@ emulator for WeCom's HTTP API. Runs on the embedded set-up (SQLite, no Redis) an
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.config import Config
 from bot.msgaudit.puller import MsgauditPuller
@@ -22,11 +25,13 @@ from bot.web.keys import MSGAUDIT_PULLER, WRITER
 from monitor.archive.models import MessageRecord
 from monitor.archive.msgaudit_models import MsgauditCursorRecord
 from tests.support.app import CORP_ID, make_config
-from tests.support.callbacks import wait_calls
+from tests.support.callbacks import post_inner, wait_calls
 from tests.support.msgaudit import CUSTOMER, STAFF, make_feed, msgaudit_toml
 from tests.support.review import add_reviewer, login
+from wecom_sdk.errors import ArchiveError
 from wecom_sdk.testing.archive_feed import ArchiveFeed
 from wecom_sdk.testing.fake_api import FakeWeCom
+from wecom_sdk.xmlsafe import render_xml
 
 ClientFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -174,3 +179,99 @@ async def test_key_rotation_mid_stream(rotating: Env) -> None:
     feed.append([feed.text(CUSTOMER, [STAFF], "旧版本客户端 1")], version=1)
     report = await rotating.puller.pull_once()
     assert (report.archived, report.quarantined) == (11, 0)
+
+
+async def test_a_recalled_hit_stays_visible_and_group_chats_are_their_own_conversation(
+    env: Env,
+) -> None:
+    feed = env.feed
+    ask = feed.text(STAFF, [CUSTOMER], "私下转账给我，给你便宜点")
+    feed.append(
+        [
+            ask,
+            feed.message("revoke", STAFF, [CUSTOMER], {"pre_msgid": ask["msgid"]}, action="recall"),
+            feed.text(CUSTOMER, [STAFF, "lisi"], "群里的人都在吗", roomid="wrGROUP01"),
+            feed.message("agree", CUSTOMER, [], {"userid": CUSTOMER, "agree_time": 1}),
+        ]
+    )
+    report = await env.puller.pull_once()
+    assert (report.archived, report.quarantined) == (4, 0)
+    await add_reviewer(env.client.app[WRITER], "li", PASSWORD)
+    await login(env.client, "li", PASSWORD)
+    body = await (await env.client.get(f"/review/conversations/ma%3A{STAFF}%3A{CUSTOMER}")).text()
+    assert "已撤回（原文保留）" in body and "</mark>给我，给你便宜点" in body
+    assert "撤回了一条消息" in body  # the recall itself, in words
+    group = await env.client.get("/review/conversations/ma%3Aroom%3AwrGROUP01")
+    assert group.status == 200 and "群里的人都在吗" in await group.text()
+
+
+async def test_an_image_is_downloaded_verified_and_shown_inline(env: Env) -> None:
+    feed = env.feed
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 3000  # > 512 KB: two chunks
+    feed.append([feed.image(STAFF, [CUSTOMER], png)])
+    report = await env.puller.pull_once()
+    assert report.archived == 1
+    await add_reviewer(env.client.app[WRITER], "li", PASSWORD)
+    await login(env.client, "li", PASSWORD)
+    path = f"/review/conversations/ma%3A{STAFF}%3A{CUSTOMER}"
+    for _ in range(200):  # the download runs after the pull, in the background
+        body = await (await env.client.get(path)).text()
+        if "<img" in body:
+            break
+        await asyncio.sleep(0.05)
+    found = re.search(r'<img[^>]*src="([^"]+)"', body)
+    assert found is not None, body
+    image = await env.client.get(found.group(1))
+    assert image.status == 200 and image.content_type == "image/png"
+    assert await image.read() == png
+    assert len(env.puller.source.calls_to("get_media_data")) == 2  # type: ignore[attr-defined]
+
+
+async def test_msgaudit_notify_callback_pulls(env: Env) -> None:
+    feed = env.feed
+    feed.append([feed.text(CUSTOMER, [STAFF], "在吗")])
+    inner = render_xml(
+        {
+            "ToUserName": CORP_ID,
+            "FromUserName": "sys",
+            "CreateTime": int(time.time()),
+            "MsgType": "event",
+            "AgentID": 2000004,
+            "Event": "msgaudit_notify",
+        }
+    )
+    assert await post_inner(env.client, inner) == 200
+    for _ in range(200):
+        if await env.archived() == 2:  # the notice itself is archived too (channel app)
+            break
+        await env.puller.idle()
+        await asyncio.sleep(0.02)
+    assert await env.archived() == 1 and await env.seq() == 1
+
+
+async def test_the_operators_hear_when_the_pull_falls_behind(env: Env) -> None:
+    feed = env.feed
+    old = int((time.time() - 30 * 3600) * 1000)
+    feed.append([feed.text(CUSTOMER, [STAFF], "昨天的消息", msgtime=old)])
+    await env.puller.pull_once()  # caught up: a quiet day is not "behind"
+    assert not [c for c in env.wecom.calls_to("message/send") if "text" in c.body]
+    # The pull keeps failing for 30 hours (simulated by ageing the caught-up mark).
+    await env.client.app[WRITER].run(
+        lambda conn: conn.execute(
+            update(MsgauditCursorRecord.__table__).values(
+                caught_up_at=datetime.fromtimestamp(old / 1000, UTC)
+            )
+        )
+    )
+    env.puller.source.fail_next("get_chat_data", 10009, times=1)  # type: ignore[attr-defined]
+    with pytest.raises(ArchiveError):
+        await env.puller.pull_once()
+    texts = [
+        c.body["text"]["content"] for c in env.wecom.calls_to("message/send") if "text" in c.body
+    ]
+    assert len(texts) == 1 and "已落后 30.0 小时" in texts[0]
+    assert env.wecom.calls_to("message/send")[-1].body["touser"] == "mgr1"
+    await env.puller.pull_once()  # still behind: no second message within a day
+    await env.puller.pull_once()
+    sent = [c for c in env.wecom.calls_to("message/send") if "text" in c.body]
+    assert len(sent) == 2 and "已追平" in sent[-1].body["text"]["content"]

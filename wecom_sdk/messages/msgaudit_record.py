@@ -145,7 +145,10 @@ class ArchiveRecord(Model):
         ASCII characters without spaces; anything else is hashed so the key stays bounded and
         safe to store (its own prefix keeps a hash from meeting a msgid that looks like one).
         """
-        return key_of_msgid(self.msgid or self.raw_json)
+        if self.msgid:
+            return key_of_msgid(self.msgid)
+        raw = self.raw_json.encode("utf-8", "surrogatepass")
+        return "mah:" + hashlib.sha256(raw).hexdigest()
 
     @property
     def text(self) -> str:

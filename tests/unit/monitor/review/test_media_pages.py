@@ -19,7 +19,6 @@ from sqlalchemy import Engine, select
 from monitor.archive import Archive, GroupCommitWriter, InboundRecord
 from monitor.archive.audit import AuditEventRecord
 from monitor.archive.media_rows import (
-    MediaRef,
     MediaView,
     mark_failed,
     mark_stored,
@@ -32,6 +31,7 @@ from monitor.review.media_pages import download_name, media_headers
 from monitor.review.settings import ReviewSettings
 from tests.support.review import FAST_HASHER, add_reviewer, login, review_services, review_test_app
 from tests.unit.monitor.review.conftest import FakeClock
+from wecom_sdk.messages import MediaRef
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 CONV = "msgaudit:zhangsan:wmCustomer"
@@ -96,18 +96,18 @@ async def seed(writer: GroupCommitWriter, store: MediaStore) -> Seeded:
     await archive.store_inbound(message(3, "file", None))
     await archive.store_inbound(message(4, "video", None))
     await archive.store_inbound(message(5, "text", "收到，谢谢"))
-    await writer.run(lambda c: record_media(c, [MediaRef("fid-png", "image")], "ma:m1", T0))
+    await writer.run(lambda c: record_media(c, [MediaRef("image", "fid-png")], "ma:m1", T0))
     await writer.run(
         lambda c: record_media(
-            c, [MediaRef("fid-pdf", "file", filename="合同 2024.pdf")], "ma:m2", T0
+            c, [MediaRef("file", "fid-pdf", filename="合同 2024.pdf")], "ma:m2", T0
         )
     )
     await writer.run(
         lambda c: record_media(
             c,
             [
-                MediaRef("fid-html", "file", filename="page.html"),
-                MediaRef("fid-svg", "image", filename="logo.svg"),
+                MediaRef("file", "fid-html", filename="page.html"),
+                MediaRef("image", "fid-svg", filename="logo.svg"),
             ],
             "ma:m3",
             T0,
@@ -117,8 +117,8 @@ async def seed(writer: GroupCommitWriter, store: MediaStore) -> Seeded:
         lambda c: record_media(
             c,
             [
-                MediaRef("fid-wait", "video", size=3 * 1024 * 1024),
-                MediaRef("fid-big", "video", size=300 * 1024 * 1024),
+                MediaRef("video", "fid-wait", size=3 * 1024 * 1024),
+                MediaRef("video", "fid-big", size=300 * 1024 * 1024),
             ],
             "ma:m4",
             T0,
