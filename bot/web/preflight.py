@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -10,6 +12,8 @@ from bot.config import Config, ConfigError
 from monitor.archive import SchemaMismatch, create_schema, make_engine
 from rules.errors import RuleFileError
 from rules.loader import load_rules
+from wecom_sdk.errors import WeComError
+from wecom_sdk.msgaudit.keyring import KeyRing
 
 __all__ = ["check_services", "config_notes"]
 
@@ -86,4 +90,29 @@ def config_notes(config: Config) -> list[str]:
             )
     if config.alerts.escalate_after_s and not config.alerts.escalate_to:
         notes.append("[alerts].escalate_to is empty: unclaimed alerts are not escalated")
+    notes.extend(_msgaudit_notes(config))
     return notes
+
+
+def _msgaudit_notes(config: Config) -> list[str]:
+    """The archive's key files and library, checked before the first pull needs them.
+
+    Raises:
+        ConfigError: a private key file is missing or unreadable, or the library is missing.
+    """
+    settings = config.msgaudit
+    if not settings.enabled:
+        return []
+    if settings.sdk_path and not Path(settings.sdk_path).is_file():
+        raise ConfigError(f"[msgaudit].sdk_path: {settings.sdk_path} does not exist")
+    try:
+        keys = KeyRing.from_files({int(v): p for v, p in settings.private_keys.items()})
+    except WeComError as exc:
+        raise ConfigError(f"[msgaudit].private_keys: {exc}") from exc
+    if not keys.versions:
+        return ["[msgaudit].private_keys is empty: every archived record will wait in quarantine"]
+    source = (
+        "the vendor library" if settings.sdk_path else f"the fake source {settings.fake_source}"
+    )
+    versions = ", ".join(str(v) for v in keys.versions)
+    return [f"[msgaudit]: pulling from {source}; private keys for publickey_ver {versions}"]

@@ -16,10 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+from bot.config import ConfigError
+from bot.web.preflight import config_notes
 from monitor.archive import make_engine
 from monitor.archive.models import HitRecord, MessageRecord
 from monitor.archive.msgaudit_models import MsgauditCursorRecord
-from tests.support.app import write_config
+from tests.support.app import make_config, write_config
 from tests.support.msgaudit import CUSTOMER, STAFF, make_feed, msgaudit_toml
 from tests.support.paths import REPO
 from wecom_sdk.testing.archive_feed import ArchiveFeed
@@ -236,3 +238,14 @@ def test_commands_that_need_the_archive_say_when_it_is_off(
     config = write_config(tmp_path, sqlite_url)
     done = run(config, *command)
     assert done.returncode == 1 and "[msgaudit].enabled is false" in done.stderr
+
+
+def test_check_reads_the_key_files_before_the_first_pull(tmp_path: Path, sqlite_url: str) -> None:
+    feed = make_feed(tmp_path / "archive", 1, 2)
+    good = make_config(tmp_path, sqlite_url, extra=msgaudit_toml(feed))
+    assert any("publickey_ver 1, 2" in note for note in config_notes(good))
+    (tmp_path / "archive" / "keys" / "msgaudit_v2.pem").write_text("not a key")
+    with pytest.raises(ConfigError, match=r"private_keys.*2"):
+        config_notes(good)
+    empty = make_config(tmp_path, sqlite_url, extra=msgaudit_toml(feed, versions=()))
+    assert any("quarantine" in note for note in config_notes(empty))
