@@ -142,24 +142,21 @@ def _steps(feed: Any, keys: Any, n: int = 1000) -> dict[str, float]:
 
 
 async def _pull(config_path: Path) -> Any:
+    """``msgaudit pull --once`` as the CLI runs it, timed (the outbox drain is not)."""
     from aiohttp import web
 
     from bot.config import load_config
-    from bot.web.app import create_app
-    from bot.web.keys import MSGAUDIT_PULLER, OUTBOX, PERIODIC
+    from bot.msgaudit.cli import with_stack
+    from bot.web.keys import MSGAUDIT_PULLER, OUTBOX
 
-    app = create_app(load_config(config_path))
-    app[PERIODIC] = False
-    runner = web.AppRunner(app, handle_signals=False)
-    await runner.setup()
-    try:
+    async def work(app: web.Application) -> Any:
         started, cpu = time.perf_counter(), time.process_time()
         report = await app[MSGAUDIT_PULLER].pull_once()
         took, used = time.perf_counter() - started, time.process_time() - cpu
         await app[OUTBOX].drain(timeout_s=300)
         return report, took, used
-    finally:
-        await runner.cleanup()
+
+    return await with_stack(load_config(config_path), work)
 
 
 def _count(url: str) -> tuple[int, int, int, int]:

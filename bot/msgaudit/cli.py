@@ -29,7 +29,7 @@ from monitor.archive import create_schema, make_engine
 from monitor.errors import StorageError
 from wecom_sdk.errors import WeComError
 
-__all__ = ["EXIT_FAILED", "EXIT_OK", "msgaudit_command"]
+__all__ = ["EXIT_FAILED", "EXIT_OK", "msgaudit_command", "with_stack"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -107,7 +107,7 @@ def _quarantine_list(config: Config, stdout: TextIO) -> int:
     return EXIT_OK
 
 
-async def _with_stack(config: Config, work: Callable[[web.Application], Awaitable[_T]]) -> _T:
+async def with_stack(config: Config, work: Callable[[web.Application], Awaitable[_T]]) -> _T:
     """Run ``work`` with the bot's resources up (no server, no periodic passes)."""
     app = create_app(config)
     app[PERIODIC] = False
@@ -142,7 +142,7 @@ def _pull(config: Config, stdout: TextIO, stderr: TextIO) -> int:
         print(_describe(report), file=stdout)
         return EXIT_OK
 
-    return asyncio.run(_with_stack(config, work))
+    return asyncio.run(with_stack(config, work))
 
 
 def _retry(config: Config, stdout: TextIO, stderr: TextIO) -> int:
@@ -158,7 +158,7 @@ def _retry(config: Config, stdout: TextIO, stderr: TextIO) -> int:
         )
         return EXIT_OK
 
-    return asyncio.run(_with_stack(config, work))
+    return asyncio.run(with_stack(config, work))
 
 
 def _keys_reload(config: Config, stdout: TextIO, stderr: TextIO) -> int:

@@ -5,6 +5,8 @@ added and ``keys reload`` releases it; ``status`` says where the pull stands."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import signal
@@ -16,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
+import run_bot
 from bot.config import ConfigError
 from bot.web.preflight import config_notes
 from monitor.archive import make_engine
@@ -31,6 +34,7 @@ CURSOR = MsgauditCursorRecord.__table__.c
 
 
 def run(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """The command in its own process (an interpreter and the stack's imports: ~2 s)."""
     return subprocess.run(
         [sys.executable, str(REPO / "run_bot.py"), "msgaudit", *args, "--config", str(config)],
         cwd=REPO,
@@ -40,6 +44,15 @@ def run(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedP
         timeout=timeout,
         check=False,
     )
+
+
+def call(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command through ``run_bot.main`` in this process (what ``run`` runs, minus start-up),
+    with the config file read afresh like a new process would."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = run_bot.main(["msgaudit", *args, "--config", str(config)])
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def start(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
@@ -138,32 +151,32 @@ def test_two_pullers_at_once_neither_double_nor_skip(
     tmp_path: Path, pg_schema_url: str, redis_url: str, redis_prefix: str
 ) -> None:
     feed = make_feed(tmp_path / "archive")
-    feed.append(texts(feed, 3_000))
+    feed.append(texts(feed, 1_500))
     config = write_config(
         tmp_path,
         pg_schema_url,
         redis_url=redis_url,
         redis_prefix=redis_prefix,
-        extra=msgaudit_toml(feed, page_limit=200),
+        extra=msgaudit_toml(feed, page_limit=100),
     )
     logs = [tmp_path / "first.log", tmp_path / "second.log"]
     first, second = (start(config, "pull", "--once", log=log) for log in logs)
     time.sleep(1.0)
-    feed.append(texts(feed, 1_000, 3_000))  # more arrives while they pull
+    feed.append(texts(feed, 500, 1_500))  # more arrives while they pull
     codes = [p.wait(120) for p in (first, second)]
     outputs = [log.read_text() for log in logs]
     assert codes == [0, 0], outputs
     pulled = sum(int(out.split("pulled ")[1].split(" ")[0]) for out in outputs)
     engine = make_engine(pg_schema_url)
     try:
-        late = run(config, "pull", "--once")  # whatever arrived after both had finished
+        late = call(config, "pull", "--once")  # whatever arrived after both had finished
         assert late.returncode == 0, late.stdout + late.stderr
         pulled += int(late.stdout.split("pulled ")[1].split(" ")[0])
-        assert archived(engine) == (4_000, 4_000)
-        assert pulled == 4_000  # no record pulled by both: the lock and the fence kept them apart
-        assert scalar(engine, select(CURSOR.seq)) == 4_000
+        assert archived(engine) == (2_000, 2_000)
+        assert pulled == 2_000  # no record pulled by both: the lock and the fence kept them apart
+        assert scalar(engine, select(CURSOR.seq)) == 2_000
         hits = scalar(engine, select(func.count()).select_from(HitRecord.__table__))
-        assert hits == 4_000 // 50
+        assert hits == 2_000 // 50
     finally:
         engine.dispose()
 
@@ -189,25 +202,25 @@ def test_quarantine_until_the_key_is_added_then_keys_reload_releases(
     assert pulled.returncode == 0, pulled.stdout + pulled.stderr
     assert "4 record(s)" in pulled.stdout and "2 archived" in pulled.stdout
     assert "2 quarantined" in pulled.stdout
-    listed = run(config, "quarantine", "list")
+    listed = call(config, "quarantine", "list")
     assert listed.returncode == 0, listed.stderr
     lines = [json.loads(line) for line in listed.stdout.splitlines()]
     assert [(q["msgid"], q["publickey_ver"]) for q in lines] == [(e.msgid, 2) for e in lost]
     assert all("10007" in q["reason"] or q["errcode"] == 10007 for q in lines)
-    status = run(config, "status")
+    status = call(config, "status")
     assert "quarantined: 2" in status.stdout and "cursor seq: 4" in status.stdout
 
     # A retry without the key leaves them where they are.
-    retried = run(config, "quarantine", "retry")
+    retried = call(config, "quarantine", "retry")
     assert retried.returncode == 0 and "released 0" in retried.stdout
 
     # The admin installs the key and reloads: the records are archived and inspected.
     feed.write_key(2)
     write_config(tmp_path, sqlite_url, extra=msgaudit_toml(feed, versions=(1, 2)))
-    reloaded = run(config, "keys", "reload")
+    reloaded = call(config, "keys", "reload")
     assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
     assert "publickey_ver 1, 2" in reloaded.stdout and "released 2" in reloaded.stdout
-    assert run(config, "quarantine", "list").stdout == ""
+    assert call(config, "quarantine", "list").stdout == ""
     engine = make_engine(sqlite_url)
     try:
         assert archived(engine) == (4, 4)
@@ -215,7 +228,7 @@ def test_quarantine_until_the_key_is_added_then_keys_reload_releases(
         assert hits == 1  # the released 红包 request was inspected like any other
     finally:
         engine.dispose()
-    assert "quarantined: 0" in run(config, "status").stdout
+    assert "quarantined: 0" in call(config, "status").stdout
 
 
 def test_a_missing_key_file_fails_reload_before_telling_anyone(
@@ -226,7 +239,7 @@ def test_a_missing_key_file_fails_reload_before_telling_anyone(
         "private_keys = {", f'private_keys = {{ "7" = "{tmp_path}/nope.pem", '
     )
     config = write_config(tmp_path, sqlite_url, extra=extra)
-    reloaded = run(config, "keys", "reload")
+    reloaded = call(config, "keys", "reload")
     assert reloaded.returncode == 1
     assert "nope.pem" in reloaded.stderr and "7" in reloaded.stderr
 
@@ -236,7 +249,7 @@ def test_commands_that_need_the_archive_say_when_it_is_off(
     tmp_path: Path, sqlite_url: str, command: tuple[str, ...]
 ) -> None:
     config = write_config(tmp_path, sqlite_url)
-    done = run(config, *command)
+    done = call(config, *command)
     assert done.returncode == 1 and "[msgaudit].enabled is false" in done.stderr
 
 
