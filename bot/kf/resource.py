@@ -9,12 +9,11 @@ are re-sent by the next puller).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot.background import running
 from bot.kf.log import kf_log
 from bot.kf.puller import KfPuller
 from bot.pull_lock import MemoryPullLocks, PullLocks, RedisPullLocks
@@ -58,17 +57,10 @@ async def kf_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
     )
     app[KF_PULLER] = puller
-    periodic = (
-        asyncio.create_task(puller.run_periodic(), name="sentinel-kf-periodic")
-        if app.get(PERIODIC, True)
-        else None
-    )
+    periodic = puller.run_periodic() if app.get(PERIODIC, True) else None
     try:
-        yield
+        async with running(periodic, "sentinel-kf-periodic"):
+            yield
     finally:
-        if periodic is not None:
-            periodic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await periodic
         await puller.close()
         await locks.close()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bot.background import running
 from bot.config import Config, load_config
 from bot.directory import NameDirectory
 from bot.msgaudit.lag import LagWatch
@@ -138,19 +139,12 @@ async def msgaudit_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=app[METRICS],
     )
     app[MSGAUDIT_PULLER] = puller
-    periodic = (
-        asyncio.create_task(puller.run_periodic(), name="sentinel-msgaudit-periodic")
-        if app.get(PERIODIC, True)
-        else None
-    )
+    periodic = puller.run_periodic() if app.get(PERIODIC, True) else None
     msgaudit_log.info("msgaudit: pulling every %.0f s", config.msgaudit.poll_interval_s)
     try:
-        yield
+        async with running(periodic, "sentinel-msgaudit-periodic"):
+            yield
     finally:
-        if periodic is not None:
-            periodic.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await periodic
         await puller.close()
         await downloads.close()
         await locks.close()

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bot.background import running
 from bot.config import Config
 from bot.inbound.alert_stage import AlertPolicies, AlertStage, card_style
 from bot.inbound.context import Services
@@ -69,18 +69,6 @@ from rules.engine import RuleEngine
 from wecom_sdk.client import RedisTokenCache, WeComClient
 
 __all__ = ["RESOURCES", "review_settings"]
-
-
-@contextlib.asynccontextmanager
-async def _running(job: Coroutine[Any, Any, None], name: str) -> AsyncIterator[None]:
-    """``job`` as a background task for the body's duration; cancelled and awaited after it."""
-    task = asyncio.create_task(job, name=name)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -232,7 +220,7 @@ async def alerts_ctx(app: web.Application) -> AsyncIterator[None]:
     app[OUTBOX] = worker
     app[ALERT_STAGE] = AlertStage(policies, style, app[METRICS], worker.wake)
     try:
-        async with _running(worker.run(), "sentinel-outbox"):
+        async with running(worker.run(), "sentinel-outbox"):
             yield
     finally:
         await client.close()
@@ -277,7 +265,7 @@ async def anchor_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     anchor = ChainAnchor(app[WRITER], app[WECOM].appchat, chat)
-    async with _running(anchor.run(), "sentinel-chain-anchor"):
+    async with running(anchor.run(), "sentinel-chain-anchor"):
         yield
 
 

@@ -135,34 +135,34 @@ class ArchiveMedia(ArchiveRecord):
         return (MediaRef(self.kind, self.sdkfileid, self.md5sum, self.filesize, filename),)
 
 
-@ARCHIVE_MODELS.register("link")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ArchiveLink(ArchiveRecord):
-    """A shared link; ``text`` is title and description on two lines."""
+class _TitledRecord(ArchiveRecord):
+    """A card with a title and a description; ``text`` is both, on two lines."""
 
     title: str = json_field("title")
     description: str = json_field("description")
-    link_url: str = json_field("link_url")
-    image_url: str = json_field("image_url")
 
     @property
     def text(self) -> str:
         return _join("\n", self.title, self.description)
+
+
+@ARCHIVE_MODELS.register("link")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ArchiveLink(_TitledRecord):
+    """A shared link."""
+
+    link_url: str = json_field("link_url")
+    image_url: str = json_field("image_url")
 
 
 @ARCHIVE_MODELS.register("weapp")
 @dataclass(frozen=True, slots=True, kw_only=True)
-class ArchiveWeapp(ArchiveRecord):
-    """A mini-program card (小程序); ``text`` is title and description on two lines."""
+class ArchiveWeapp(_TitledRecord):
+    """A mini-program card (小程序)."""
 
-    title: str = json_field("title")
-    description: str = json_field("description")
     username: str = json_field("username")
     displayname: str = json_field("displayname")
-
-    @property
-    def text(self) -> str:
-        return _join("\n", self.title, self.description)
 
 
 @ARCHIVE_MODELS.register("location")
