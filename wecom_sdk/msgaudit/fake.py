@@ -20,13 +20,15 @@ chunks whose ``next_index`` is the decimal byte offset.
 from __future__ import annotations
 
 import base64
+import bisect
 import hashlib
 import json
+import os
 import re
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -111,6 +113,7 @@ class FakeArchiveSource:
         self._lock = threading.Lock()
         self._calls: list[SourceCall] = []
         self._failures: dict[str, deque[int]] = {}
+        self._index = _LineIndex()
 
     @property
     def media_dir(self) -> Path:
@@ -175,28 +178,33 @@ class FakeArchiveSource:
         if type(seq) is not int or seq < 0:
             raise archive_error(10000, "seq must be a non-negative integer")
         try:
-            data = self.path.read_bytes()
+            with self.path.open("rb") as file:
+                return self._answer(file, seq, limit)
         except FileNotFoundError:
             raise archive_error(10001, "fake source file missing") from None
         except OSError as exc:
             raise archive_error(10003, f"fake source file unreadable: {exc.strerror}") from None
-        lines = data.split(b"\n")
-        # The piece after the last newline ("" when the file ends with one) may be half written.
-        last = lines.pop()
-        picked: list[str] = []
-        for number, line in enumerate(lines, 1):
-            if len(picked) == limit:
-                break
-            entry = _entry_line(line, number)
-            if entry is not None and entry[0] > seq:
-                picked.append(entry[1])
-        if last.strip() and len(picked) < limit:
-            try:
-                entry = _entry_line(last, len(lines) + 1)
-            except ArchiveError:
-                entry = None
-            if entry is not None and entry[0] > seq:
-                picked.append(entry[1])
+
+    def _answer(self, file: BinaryIO, seq: int, limit: int) -> list[ChatDataEntry]:
+        """The answer from the file as it is now: its complete lines through the index (only
+        what was appended since the last call is read), then a trailing line without newline."""
+        with self._lock:
+            index = self._index.refresh(file)
+            spans = index.after(seq, limit)
+        picked = []
+        for start, end in spans:
+            file.seek(start)
+            picked.append(file.read(end - start).strip().decode("utf-8"))
+        if len(picked) < limit:
+            file.seek(index.end)
+            tail = file.read()
+            if tail.strip():
+                try:
+                    entry = _entry_line(tail, index.lines + 1)
+                except ArchiveError:
+                    entry = None  # still being written
+                if entry is not None and entry[0] > seq:
+                    picked.append(entry[1])
         answer = '{"errcode":0,"errmsg":"ok","chatdata":[' + ",".join(picked) + "]}"
         return parse_chat_data(answer)
 
@@ -243,6 +251,69 @@ class FakeArchiveSource:
     def close(self) -> None:
         """Nothing to release (recorded, so a test can check the puller closes its source)."""
         self._enter("close")
+
+
+class _LineIndex:
+    """``(seq, start, end)`` of each complete line of the file, read once.
+
+    A pull reads only the bytes appended since the previous one, so a file of a day's 500,000
+    entries is not parsed again on every page. The index starts over when the file is not the
+    one indexed: another inode, shorter than indexed, or a last indexed line that changed
+    (a test rewrote it).
+    """
+
+    def __init__(self) -> None:
+        self._reset(None)
+
+    def _reset(self, identity: tuple[int, int] | None) -> None:
+        self.identity = identity
+        self.seqs: list[int] = []
+        self.spans: list[tuple[int, int]] = []
+        self.end = 0
+        self.lines = 0
+        self.ordered = True
+        self.last_line = b""
+
+    def refresh(self, file: BinaryIO) -> _LineIndex:
+        stat = os.fstat(file.fileno())
+        identity = (stat.st_dev, stat.st_ino)
+        if identity != self.identity or stat.st_size < self.end or not self._last_line_holds(file):
+            self._reset(identity)
+        file.seek(self.end)
+        data = file.read()
+        complete = data.rfind(b"\n") + 1
+        position = self.end
+        for line in data[:complete].split(b"\n")[:-1]:
+            self.lines += 1
+            start, position = position, position + len(line) + 1
+            try:
+                entry = _entry_line(line, self.lines)
+            except ArchiveError:
+                self._reset(None)  # read it all again next time (a test may repair the line)
+                raise
+            if entry is None:
+                continue
+            if self.seqs and entry[0] < self.seqs[-1]:
+                self.ordered = False
+            self.seqs.append(entry[0])
+            self.spans.append((start, position - 1))
+            self.last_line = line
+        self.end += complete
+        return self
+
+    def _last_line_holds(self, file: BinaryIO) -> bool:
+        if not self.spans:
+            return True
+        start, end = self.spans[-1]
+        file.seek(start)
+        return file.read(end - start) == self.last_line
+
+    def after(self, seq: int, limit: int) -> list[tuple[int, int]]:
+        """Spans of the first ``limit`` lines, in file order, whose seq is above ``seq``."""
+        if self.ordered:
+            first = bisect.bisect_right(self.seqs, seq)
+            return self.spans[first : first + limit]
+        return [span for s, span in zip(self.seqs, self.spans, strict=True) if s > seq][:limit]
 
 
 def _entry_line(line: bytes, number: int) -> tuple[int, str] | None:

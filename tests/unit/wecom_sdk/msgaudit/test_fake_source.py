@@ -72,6 +72,27 @@ def test_reads_the_file_afresh(feed: ArchiveFeed) -> None:
     assert _seqs(source.get_chat_data(2, 10, 5)) == [3]
 
 
+def test_a_rewritten_or_replaced_file_is_read_again(feed: ArchiveFeed) -> None:
+    source = FakeArchiveSource(feed.path)
+    first = _texts(feed, 3)
+    assert source.get_chat_data(0, 10, 5) == first
+    # Rewritten in place, as long as before, its last line different: indexed anew.
+    other = [dataclasses.replace(e, msgid=e.msgid[:-1] + "x") for e in first]
+    feed.path.write_text("".join(entry_line(e) + "\n" for e in other))
+    assert source.get_chat_data(0, 10, 5) == other
+    # Truncated, then a new file under the same name.
+    feed.path.write_text("")
+    assert source.get_chat_data(0, 10, 5) == []
+    feed.path.unlink()
+    feed.path.write_text(entry_line(first[0]) + "\n")
+    assert source.get_chat_data(0, 10, 5) == first[:1]
+    # Appended after an unordered stretch: the answer is still in file order.
+    msg = feed.text("zhangsan", ["wmCUST1"], "x")
+    feed.append_entries([feed.record(msg, seq=s) for s in (9, 5)])
+    assert _seqs(source.get_chat_data(0, 10, 5)) == [1, 9, 5]
+    assert _seqs(source.get_chat_data(4, 10, 5)) == [9, 5]
+
+
 def test_entries_are_what_the_file_holds(feed: ArchiveFeed) -> None:
     [entry] = _texts(feed, 1)
     line = feed.path.read_text(encoding="utf-8")
