@@ -12,7 +12,9 @@ the harness itself.
 - ``rules`` (:mod:`bench.rules_bench`): the matcher against raw Aho-Corasick and a naive loop.
 - ``alerts`` (:mod:`bench.alerts`): hit messages through the alert policy, outbox and a fake WeCom.
 - ``kf`` (:mod:`bench.kf_bench`): a queue of 微信客服 messages pulled, archived and answered.
+- ``msgaudit`` (:mod:`bench.msgaudit_bench`): 会话内容存档 records pulled on one core (RSA,
+  DecryptData, intake, archive), and the lag recovery after a one-day outage.
 
-``--quick`` and ``--json`` (callback, alerts, kf) are what the smoke tests run, as subprocesses:
+``--quick`` and ``--json`` (callback, alerts, kf, msgaudit) are what the smoke tests run, as subprocesses:
 the tests never import this package, nor this package the tests.
 """
