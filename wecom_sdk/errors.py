@@ -191,7 +191,16 @@ _ARCHIVE_RECORD = frozenset({10002, 10006, 10007, 10008})
 
 def archive_error(errcode: int, detail: str = "") -> ArchiveError:
     """The exception for an archive SDK return code (``detail`` must hold no secret)."""
-    text = ARCHIVE_ERRCODES.get(errcode, "unknown archive SDK error")
+    text = ARCHIVE_ERRCODES.get(errcode)
+    if text is None:
+        # The library passes WeCom's own API errcodes through inside GetChatData's answer: a
+        # wrong secret is accepted by Init and comes back as 41001/40001/42001 on the first pull.
+        text = (
+            f"WeCom refused the archive pull (errcode {errcode}): check the corp id, the "
+            "archive secret and this server's IP in the archive's allow-list"
+            if errcode >= 40000
+            else "unknown archive SDK error"
+        )
     message = f"{text}: {detail}" if detail else text
     if errcode in _ARCHIVE_TRANSIENT:
         return ArchiveUnavailable(message, errcode=errcode)

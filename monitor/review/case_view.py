@@ -94,6 +94,8 @@ class Case:
     customer_id: str
     customer_name: str
     staff_userid: str
+    #: The staff member's display name ("" when the channel could not resolve it).
+    staff_name: str
     claimed_by: str
     closed_by: str
     recipients: tuple[str, ...]
@@ -157,6 +159,7 @@ def load_cases(conn: Connection, conversation_id: str) -> list[Case]:
             customer_id=row.customer_id,
             customer_name=row.customer_name,
             staff_userid=row.staff_userid,
+            staff_name=row.staff_name,
             claimed_by=row.claimed_by,
             closed_by=row.closed_by,
             recipients=tuple(json.loads(row.recipients or "[]")),

@@ -110,6 +110,7 @@ class QueueRow:
     customer_id: str
     customer_name: str
     staff_userid: str
+    staff_name: str
     words: tuple[str, ...]
     severity: Severity
     status: AlertStatus
@@ -202,6 +203,7 @@ def _row(r: Any) -> QueueRow:
         customer_id=r.customer_id,
         customer_name=r.customer_name,
         staff_userid=r.staff_userid,
+        staff_name=r.staff_name,
         words=tuple(json.loads(r.words or "[]")),
         severity=Severity(r.severity),
         status=AlertStatus(r.status),

@@ -133,6 +133,9 @@ async def test_a_staff_request_for_a_red_packet_alerts_and_shows_in_the_review_p
     body = await resp.text()
     assert resp.status == 200
     assert re.search(r"<mark[^>]*>红包</mark>", body)
+    assert "<dd>张三（zhangsan）</dd>" in body  # the case names the staff member
+    queue = await (await env.client.get("/review/")).text()
+    assert "张三（zhangsan）" in queue and CUSTOMER in queue
     assert "退货的事" in body  # the customer's message is context of the thread
 
 

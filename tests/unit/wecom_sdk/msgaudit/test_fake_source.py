@@ -17,7 +17,7 @@ from Crypto.Util.Padding import pad, unpad
 
 from wecom_sdk.errors import ArchiveError, ArchiveUnavailable, RecordUndecryptable
 from wecom_sdk.messages import ArchiveText, parse_archive_record
-from wecom_sdk.msgaudit import MEDIA_CHUNK_BYTES, ArchiveSource, ChatDataEntry
+from wecom_sdk.msgaudit import MEDIA_CHUNK_BYTES, ArchiveSource, ChatDataEntry, parse_chat_data
 from wecom_sdk.msgaudit.fake import (
     FakeArchiveSource,
     SourceCall,
@@ -409,3 +409,11 @@ def test_altered_entries_reach_the_parser(feed: ArchiveFeed) -> None:
     odd = dataclasses.replace(entry, seq=2, publickey_ver=9, encrypt_random_key="")
     feed.append_entries([odd])
     assert FakeArchiveSource(feed.path).get_chat_data(1, 10, 5) == [odd]
+
+
+def test_wecom_errcodes_inside_a_pull_answer_say_what_to_check() -> None:
+    with pytest.raises(ArchiveError) as refused:
+        parse_chat_data('{"errcode": 41001, "errmsg": "access_token missing"}')
+    assert refused.value.errcode == 41001
+    assert "secret" in str(refused.value) and "allow-list" in str(refused.value)
+    assert not isinstance(refused.value, (ArchiveUnavailable, RecordUndecryptable))
