@@ -586,10 +586,10 @@ def test_acknowledged_stores_survive_kill_9(
     assert total >= len(acknowledged)
 
 
-def test_old_schema_is_refused_with_the_missing_columns(database_url: str) -> None:
+def test_old_schema_is_refused_with_the_missing_columns(empty_database_url: str) -> None:
     from monitor.archive import SchemaMismatch
 
-    engine = make_engine(database_url)
+    engine = make_engine(empty_database_url)
     try:
         with engine.begin() as conn:  # a message table as an older version made it
             conn.execute(

@@ -118,6 +118,18 @@ def load_old_dump(url: str) -> None:
 
 
 @pytest.fixture
+def sqlite_url(empty_sqlite_url: str) -> str:
+    """Migrations start from nothing: no template here."""
+    return empty_sqlite_url
+
+
+@pytest.fixture
+def pg_schema_url(empty_pg_schema_url: str) -> str:
+    """Migrations start from nothing: no template here."""
+    return empty_pg_schema_url
+
+
+@pytest.fixture
 def old_url(database_url: str) -> str:
     """A database made by e3df39a, before migrations, with rows in every table."""
     load_old_dump(database_url)
