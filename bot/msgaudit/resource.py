@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -76,10 +77,15 @@ def load_keys(config: Config) -> KeyRing:
 
 
 class _Downloads:
-    """Media downloads in one background task at a time, started after each pull round."""
+    """Media downloads in one background task at a time, started after each pull round; an
+    hourly sweep of temp files a killed download left behind."""
 
-    def __init__(self, media: MediaFetcher) -> None:
+    _SWEEP_EVERY_S = 3600.0
+
+    def __init__(self, media: MediaFetcher, store: MediaStore) -> None:
         self._media = media
+        self._store = store
+        self._swept_at = -self._SWEEP_EVERY_S
         self._task: asyncio.Task[None] | None = None
 
     def kick(self) -> None:
@@ -92,6 +98,10 @@ class _Downloads:
 
     async def _run(self) -> None:
         try:
+            now = time.monotonic()
+            if now - self._swept_at >= self._SWEEP_EVERY_S:
+                self._swept_at = now
+                await asyncio.to_thread(self._store.sweep_tmp)
             await self._media.fetch_pending()
         except Exception:  # a bug: the next round starts another pass
             msgaudit_log.exception("msgaudit: media pass failed")
@@ -117,10 +127,8 @@ async def msgaudit_ctx(app: web.Application) -> AsyncIterator[None]:
         else MemoryPullLocks()
     )
     lag = LagWatch(writer=app[WRITER], client=app[WECOM], config=config, metrics=app[METRICS])
-    media = MediaFetcher(
-        source, app[WRITER], MediaStore(Path(config.msgaudit.media_dir)), config.msgaudit
-    )
-    downloads = _Downloads(media)
+    store = MediaStore(Path(config.msgaudit.media_dir))
+    downloads = _Downloads(MediaFetcher(source, app[WRITER], store, config.msgaudit), store)
 
     async def after_round() -> None:
         downloads.kick()  # outside the pull lock: claims keep workers apart
