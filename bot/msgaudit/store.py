@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection, Table, func, select, update
 
 from bot.pull_lock import FencedOut
+from monitor.archive.chain import QUARANTINE_FIELDS, Chain, Entry, quarantine_digest
+from monitor.archive.chain_store import chain_rows
 from monitor.archive.flags import NewFlag, record_flags
 from monitor.archive.media_rows import record_media
 from monitor.archive.msgaudit_models import MsgauditCursorRecord, MsgauditQuarantineRecord
@@ -171,28 +173,37 @@ def commit_page(conn: Connection, page: PageCommit) -> None:
     if moved.rowcount != 1:
         raise FencedOut(SOURCE)
     if page.quarantined:
-        conn.execute(
-            insert_ignore(conn.dialect, _QUARANTINE, ["seq"]),
-            [
-                {
-                    "seq": q.entry.seq,
-                    "msgid": q.entry.msgid,
-                    "publickey_ver": q.entry.publickey_ver,
-                    "encrypt_random_key": q.entry.encrypt_random_key,
-                    "encrypt_chat_msg": q.entry.encrypt_chat_msg,
-                    "reason": q.reason,
-                    "errcode": q.errcode,
-                    "attempts": 1,
-                    "created_at": now,
-                    "last_tried_at": now,
-                }
-                for q in page.quarantined
-            ],
-        )
+        _quarantine(conn, page.quarantined, now)
     if page.flags:
         record_flags(conn, page.flags)
     for dedupe_key, refs in page.media:
         record_media(conn, refs, dedupe_key, now)
+
+
+def _quarantine(conn: Connection, failures: Sequence[QuarantineEntry], now: datetime) -> None:
+    """Keep the records whole, each in the archive's hash chain (a page pulled again adds none)."""
+    stmt = insert_ignore(conn.dialect, _QUARANTINE, ["seq"]).returning(_QUARANTINE.c.id)
+    entries: list[Entry] = []
+    for failure in failures:  # one by one: each new row's id goes into the chain
+        entry = failure.entry
+        row = {
+            "seq": entry.seq,
+            "msgid": entry.msgid,
+            "publickey_ver": entry.publickey_ver,
+            "encrypt_random_key": entry.encrypt_random_key,
+            "encrypt_chat_msg": entry.encrypt_chat_msg,
+            "reason": failure.reason,
+            "errcode": failure.errcode,
+            "attempts": 1,
+            "created_at": now,
+            "last_tried_at": now,
+        }
+        row_id = conn.execute(stmt, row).scalar_one_or_none()
+        if row_id is not None:
+            digest = quarantine_digest([row[name] for name in QUARANTINE_FIELDS])
+            entries.append(Entry("msgaudit_quarantine", int(row_id), digest))
+    if entries:
+        chain_rows(conn, Chain.ARCHIVE, entries)
 
 
 def bump_keys_generation(conn: Connection, now: float) -> int:

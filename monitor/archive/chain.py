@@ -10,7 +10,10 @@ them; both compute every hash here, so writer and verifier cannot drift apart. T
   message also holds its hits (``"hits"``: objects without ids, sorted), which commit with it.
 - A row's **digest** is the sha256 (hex) of its canonical form.
 - A block's **entries** are ``<code><row id>:<digest>`` for each of its rows, sorted by table then
-  id, separated by single spaces (codes: ``m`` message, ``f`` message_flag, ``a`` audit_event).
+  id, separated by single spaces (codes: ``m`` message, ``f`` message_flag, ``q``
+  msgaudit_quarantine, ``a`` audit_event). A quarantined archive record's form holds the entry as
+  pulled (:data:`QUARANTINE_FIELDS`), not its retry bookkeeping (attempts, reason, release), which
+  changes by design.
 - A block's **hash** is the sha256 (hex) of the JSON array ``[format, chain, seq, prev_hash,
   created_at, entries]``; ``prev_hash`` is the previous block's hash (:data:`ZERO_HASH` before
   block 1), so each hash covers every block before it.
@@ -38,6 +41,7 @@ __all__ = [
     "HIT_EXTRA_FIELDS",
     "HIT_FIELDS",
     "MESSAGE_FIELDS",
+    "QUARANTINE_FIELDS",
     "TABLE_CODES",
     "ZERO_HASH",
     "Chain",
@@ -49,6 +53,7 @@ __all__ = [
     "encode_entries",
     "flag_digest",
     "message_digest",
+    "quarantine_digest",
 ]
 
 FORMAT = 1
@@ -91,18 +96,27 @@ HIT_EXTRA_FIELDS = ("via", "parts")
 the form only when set, so a hit without them has the form (and digest) it always had."""
 FLAG_FIELDS = ("dedupe_key", "flag", "detail", "source_key", "created_at")
 """The ``message_flag`` columns in a flag's canonical form."""
+QUARANTINE_FIELDS = (
+    "seq",
+    "msgid",
+    "publickey_ver",
+    "encrypt_random_key",
+    "encrypt_chat_msg",
+    "created_at",
+)
+"""The ``msgaudit_quarantine`` columns in a quarantined record's canonical form."""
 AUDIT_FIELDS = ("at", "actor", "source", "action", "target", "detail", "address")
 """The ``audit_event`` columns in an audit row's canonical form."""
 
 _HIT_KEYS = sorted((name, index) for index, name in enumerate((*HIT_FIELDS, *HIT_EXTRA_FIELDS)))
 
-TABLE_CODES = {"message": "m", "message_flag": "f", "audit_event": "a"}
+TABLE_CODES = {"message": "m", "message_flag": "f", "msgaudit_quarantine": "q", "audit_event": "a"}
 """Table name -> its one-letter code in block entries (the order entries are sorted in)."""
 _TABLES = {code: table for table, code in TABLE_CODES.items()}
 _ORDER = {table: index for index, table in enumerate(TABLE_CODES)}
 
 CHAIN_TABLES: Mapping[Chain, tuple[str, ...]] = {
-    Chain.ARCHIVE: ("message", "message_flag"),
+    Chain.ARCHIVE: ("message", "message_flag", "msgaudit_quarantine"),
     Chain.AUDIT: ("audit_event",),
 }
 """The tables each chain covers (hits ride with their messages)."""
@@ -156,6 +170,13 @@ def message_digest(values: Sequence[Any], hits: Iterable[Sequence[Any]] = ()) ->
 def flag_digest(values: Sequence[Any]) -> str:
     """Digest of a message flag: ``values`` in :data:`FLAG_FIELDS` order."""
     return _digest(canonical("message_flag", dict(zip(FLAG_FIELDS, values, strict=True))))
+
+
+def quarantine_digest(values: Sequence[Any]) -> str:
+    """Digest of a quarantined record: ``values`` in :data:`QUARANTINE_FIELDS` order."""
+    return _digest(
+        canonical("msgaudit_quarantine", dict(zip(QUARANTINE_FIELDS, values, strict=True)))
+    )
 
 
 def audit_digest(values: Sequence[Any]) -> str:

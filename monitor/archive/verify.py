@@ -30,6 +30,7 @@ from monitor.archive.chain import (
     AUDIT_FIELDS,
     CHAIN_TABLES,
     FLAG_FIELDS,
+    QUARANTINE_FIELDS,
     ZERO_HASH,
     Chain,
     Entry,
@@ -37,12 +38,14 @@ from monitor.archive.chain import (
     block_hash,
     decode_entries,
     flag_digest,
+    quarantine_digest,
 )
 from monitor.archive.chain_scan import RowDigest, scan_messages, scan_rows
 from monitor.archive.chain_store import BLOCKS, Head, read_heads
 from monitor.archive.database import read_snapshot
 from monitor.archive.kf_models import MessageFlagRecord
 from monitor.archive.models import HitRecord, MessageRecord
+from monitor.archive.msgaudit_models import MsgauditQuarantineRecord
 
 __all__ = ["ChainReport", "Problem", "ProblemKind", "verify_chain", "verify_database"]
 
@@ -172,6 +175,11 @@ def _streams(conn: Connection, chain: Chain, orphans: list[int]) -> dict[str, _R
         ),
         "message_flag": _Rows(
             scan_rows(conn, MessageFlagRecord.__table__, FLAG_FIELDS, flag_digest)
+        ),
+        "msgaudit_quarantine": _Rows(
+            scan_rows(
+                conn, MsgauditQuarantineRecord.__table__, QUARANTINE_FIELDS, quarantine_digest
+            )
         ),
     }
 

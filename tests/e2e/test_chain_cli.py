@@ -74,7 +74,7 @@ def test_an_intact_archive_verifies_with_a_summary(config: Path, engine: Engine)
     (archive_seq, archive_hash), (audit_seq, audit_hash) = found["archive"], found["audit"]
     assert (result.returncode, result.stderr) == (0, "")  # no progress bar without a terminal
     assert result.stdout.splitlines() == [
-        "archive chain intact: 3 blocks, 3 rows (3 message, 0 message_flag), "
+        "archive chain intact: 3 blocks, 3 rows (3 message, 0 message_flag, 0 msgaudit_quarantine), "
         f"head {archive_seq} {archive_hash}",
         f"audit chain intact: 1 block, 1 row (1 audit_event), head {audit_seq} {audit_hash}",
     ]

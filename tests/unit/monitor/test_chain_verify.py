@@ -132,7 +132,7 @@ def test_every_write_path_appends_a_block_and_the_chains_verify(chained: Built) 
     assert (archive.problem, archive.blocks, dict(archive.rows)) == (
         None,
         4,
-        {"message": 5, "message_flag": 1},
+        {"message": 5, "message_flag": 1, "msgaudit_quarantine": 0},
     )
     assert (audit_chain.problem, audit_chain.blocks, dict(audit_chain.rows)) == (
         None,

@@ -175,6 +175,7 @@ def assert_chained(engine: Engine, *, blocks: dict[Chain, int]) -> None:
     assert dict(reports[Chain.ARCHIVE].rows) == {
         "message": counts["message"],
         "message_flag": counts["message_flag"],
+        "msgaudit_quarantine": counts.get("msgaudit_quarantine", 0),
     }
     assert dict(reports[Chain.AUDIT].rows) == {"audit_event": counts["audit_event"]}
 

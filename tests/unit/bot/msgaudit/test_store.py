@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, update
 
 from bot.msgaudit.store import (
     PageCommit,
@@ -26,7 +26,10 @@ from bot.msgaudit.store import (
 )
 from bot.pull_lock import FencedOut
 from monitor.archive import create_schema, make_engine
+from monitor.archive.chain import Chain
 from monitor.archive.flags import NewFlag
+from monitor.archive.msgaudit_models import MsgauditQuarantineRecord
+from monitor.archive.verify import verify_database
 from wecom_sdk.msgaudit import ChatDataEntry
 
 T0 = 1_780_000_000.0
@@ -108,3 +111,25 @@ def test_key_generation_and_lag_marks(engine: Engine) -> None:
         assert s.lag_alerted_at == datetime.fromtimestamp(T0, UTC)
         partial(mark_lag_alerted, at=None)(conn)
         assert (s := cursor_state(conn)) is not None and s.lag_alerted_at is None
+
+
+def test_quarantined_records_are_in_the_archive_hash_chain(engine: Engine) -> None:
+    failures = [QuarantineEntry(entry(s), "no key", 10007) for s in (3, 5)]
+    with engine.begin() as conn:
+        fence = claim_fence(conn, T0).fence
+        commit_page(conn, PageCommit(fence, 10, 0, T0, True, quarantined=failures))
+    with engine.begin() as conn:  # retried and released: bookkeeping, not the record
+        retry_failed(conn, failures[:1], T0 + 1)
+        release_quarantined(conn, [5], T0 + 2)
+    reports = {r.chain: r for r in verify_database(engine)}
+    assert reports[Chain.ARCHIVE].ok and reports[Chain.ARCHIVE].rows["msgaudit_quarantine"] == 2
+    table = MsgauditQuarantineRecord.__table__
+    with engine.begin() as conn:  # someone swaps the encrypted text of a record
+        conn.execute(update(table).where(table.c.seq == 3).values(encrypt_chat_msg="forged"))
+    problem = next(r for r in verify_database(engine) if r.chain is Chain.ARCHIVE).problem
+    assert problem is not None and "msgaudit_quarantine" in str(problem.describe())
+    assert "modified" in str(problem.describe())
+    with engine.begin() as conn:
+        conn.execute(delete(table).where(table.c.seq == 3))
+    problem = next(r for r in verify_database(engine) if r.chain is Chain.ARCHIVE).problem
+    assert problem is not None and "deleted" in str(problem.describe())
