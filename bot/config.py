@@ -416,11 +416,6 @@ class MsgauditConfig:
             "is needed with sdk_path (env WECOM_MSGAUDIT_SECRET)",
         )
 
-    @property
-    def key_versions(self) -> tuple[int, ...]:
-        """The configured publickey_ver numbers, ascending."""
-        return tuple(sorted(int(k) for k in self.private_keys))
-
 
 @dataclass(frozen=True, slots=True)
 class KfConfig:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from bot.config import Config
-from bot.inbound.chat import feed
+from bot.inbound.chat import feed, per_conversation
 from bot.inbound.chat_message import ChatMessage
 from bot.inbound.pipeline import Pipeline
 from bot.kf.convert import from_item, from_unparsable, key_of_msgid
@@ -48,10 +48,6 @@ from wecom_sdk.messages.kf import (
 __all__ = ["PageWork"]
 
 _Entry = tuple[ChatMessage, KfItem | None]
-
-
-_ARCHIVE_CONCURRENCY = 32
-"""Conversations of a page archived at once (well under redis-py's 100-connection pool)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,35 +101,13 @@ class PageWork:
     async def _archive(
         self, entries: list[_Entry], open_kfid: str, welcomes: list[asyncio.Task[bool]]
     ) -> None:
-        by_chat: dict[str, list[_Entry]] = {}
-        for entry in entries:
-            by_chat.setdefault(entry[0].conversation_id, []).append(entry)
+        async def archive(entry: _Entry) -> None:
+            msg, item = entry
+            outcome = await feed(self.pipeline, self.config, msg)
+            if outcome.stored and isinstance(item, KfEnterSession) and self.welcomer.wanted(item):
+                welcomes.append(asyncio.create_task(self.welcomer.send(item, open_kfid)))
 
-        # Bounded: each conversation's stores borrow shared connections (Redis dedupe, the
-        # writer's queue); a page of 1,000 items can hold hundreds of conversations.
-        slots = asyncio.Semaphore(_ARCHIVE_CONCURRENCY)
-
-        async def chat(chat_entries: list[_Entry]) -> None:
-            async with slots:
-                await one_chat(chat_entries)
-
-        async def one_chat(chat_entries: list[_Entry]) -> None:
-            for msg, item in chat_entries:  # one conversation in order
-                outcome = await feed(self.pipeline, self.config, msg)
-                if (
-                    outcome.stored
-                    and isinstance(item, KfEnterSession)
-                    and self.welcomer.wanted(item)
-                ):
-                    welcomes.append(asyncio.create_task(self.welcomer.send(item, open_kfid)))
-
-        try:
-            async with asyncio.TaskGroup() as group:
-                for chat_entries in by_chat.values():
-                    group.create_task(chat(chat_entries))
-        except ExceptionGroup as failed:
-            # One store failing stops the page (the cursor stays); report it as itself.
-            raise _first(failed) from failed
+        await per_conversation(entries, lambda entry: entry[0].conversation_id, archive)
 
     def _collect(self, entries: list[_Entry]) -> tuple[list[Flag], dict[str, list[Question]]]:
         """Flags from recalls and send failures; customer messages by customer, in order."""
@@ -204,11 +178,6 @@ class PageWork:
                 return user, got.state
 
         return dict(await asyncio.gather(*(state(u) for u in users)))
-
-
-def _first(group: BaseExceptionGroup[Exception]) -> Exception:
-    error = group.exceptions[0]
-    return _first(error) if isinstance(error, BaseExceptionGroup) else error
 
 
 def _from_customer(item: KfItem | None) -> TypeGuard[KfItem]:

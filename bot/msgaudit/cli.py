@@ -9,13 +9,15 @@ alerted exactly as a pulled one; ``pull --once`` delivers the alerts it queued b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import TextIO, TypeVar
 
 from aiohttp import web
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Config, ConfigError
@@ -45,16 +47,22 @@ def _hours(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h" if seconds is not None else "unknown"
 
 
-def _status(config: Config, stdout: TextIO) -> int:
-    settings = config.msgaudit
+@contextlib.contextmanager
+def _database(config: Config) -> Iterator[Engine]:
+    """The archive database at the schema's head, for a command's reads and writes."""
     engine = make_engine(config.storage.database_url)
     try:
         create_schema(engine)
-        with engine.connect() as conn:
-            state = cursor_state(conn)
-            waiting = quarantine_count(conn)
+        yield engine
     finally:
         engine.dispose()
+
+
+def _status(config: Config, stdout: TextIO) -> int:
+    settings = config.msgaudit
+    with _database(config) as engine, engine.connect() as conn:
+        state = cursor_state(conn)
+        waiting = quarantine_count(conn)
     status = lag_status(state, time.time())
     source = (
         f"vendor library {settings.sdk_path}"
@@ -81,9 +89,7 @@ def _status(config: Config, stdout: TextIO) -> int:
 
 
 def _quarantine_list(config: Config, stdout: TextIO) -> int:
-    engine = make_engine(config.storage.database_url)
-    try:
-        create_schema(engine)
+    with _database(config) as engine:
         after = 0
         while True:
             with engine.connect() as conn:
@@ -102,8 +108,6 @@ def _quarantine_list(config: Config, stdout: TextIO) -> int:
                 }
                 print(json.dumps(line, ensure_ascii=False), file=stdout)
             after = rows[-1].entry.seq
-    finally:
-        engine.dispose()
     return EXIT_OK
 
 
@@ -119,10 +123,6 @@ async def with_stack(config: Config, work: Callable[[web.Application], Awaitable
         await runner.cleanup()
 
 
-def _puller(app: web.Application) -> MsgauditPuller:
-    return app[MSGAUDIT_PULLER]
-
-
 def _describe(report: PullReport) -> str:
     return (
         f"pulled {report.entries} record(s) in {report.pages} page(s), seq {report.seq_from} -> "
@@ -132,44 +132,44 @@ def _describe(report: PullReport) -> str:
     )
 
 
-def _pull(config: Config, stdout: TextIO, stderr: TextIO) -> int:
-    async def work(app: web.Application) -> int:
-        report = await _puller(app).pull_once()
+def _released(report: PullReport) -> str:
+    return f"released {report.released} record(s); {report.quarantined} still quarantined"
+
+
+def _with_puller(
+    config: Config,
+    work: Callable[[MsgauditPuller], Awaitable[PullReport]],
+    describe: Callable[[PullReport], str],
+    stdout: TextIO,
+    stderr: TextIO,
+) -> int:
+    """Run ``work`` on the stack's puller (it takes the pull lock), deliver the alerts it
+    queued, print what it did."""
+
+    async def run(app: web.Application) -> int:
+        report = await work(app[MSGAUDIT_PULLER])
         if report.busy:
             print("error: another puller held the lock for 30 s; try again", file=stderr)
             return EXIT_FAILED
         await app[OUTBOX].drain()
-        print(_describe(report), file=stdout)
+        print(describe(report), file=stdout)
         return EXIT_OK
 
-    return asyncio.run(with_stack(config, work))
+    return asyncio.run(with_stack(config, run))
+
+
+def _pull(config: Config, stdout: TextIO, stderr: TextIO) -> int:
+    return _with_puller(config, lambda p: p.pull_once(), _describe, stdout, stderr)
 
 
 def _retry(config: Config, stdout: TextIO, stderr: TextIO) -> int:
-    async def work(app: web.Application) -> int:
-        report = await _puller(app).retry_quarantine()
-        if report.busy:
-            print("error: another puller held the lock for 30 s; try again", file=stderr)
-            return EXIT_FAILED
-        await app[OUTBOX].drain()
-        print(
-            f"released {report.released} record(s); {report.quarantined} still quarantined",
-            file=stdout,
-        )
-        return EXIT_OK
-
-    return asyncio.run(with_stack(config, work))
+    return _with_puller(config, lambda p: p.retry_quarantine(), _released, stdout, stderr)
 
 
 def _keys_reload(config: Config, stdout: TextIO, stderr: TextIO) -> int:
     keys = load_keys(config)  # a bad key file fails here, before any worker is told
-    engine = make_engine(config.storage.database_url)
-    try:
-        create_schema(engine)
-        with engine.begin() as conn:
-            generation = bump_keys_generation(conn, time.time())
-    finally:
-        engine.dispose()
+    with _database(config) as engine, engine.begin() as conn:
+        generation = bump_keys_generation(conn, time.time())
     versions = ", ".join(str(v) for v in keys.versions) or "none"
     print(f"private keys: publickey_ver {versions} (generation {generation})", file=stdout)
     return _retry(config, stdout, stderr)

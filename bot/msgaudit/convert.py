@@ -70,10 +70,17 @@ def _author(record: ArchiveRecord) -> Audience:
 
 
 def to_chat_message(
-    record: ArchiveRecord, *, customer_name: str = "", staff_name: str = ""
+    record: ArchiveRecord,
+    parties: Parties | None = None,
+    *,
+    customer_name: str = "",
+    staff_name: str = "",
 ) -> ChatMessage:
-    """The chat message for one record; the names as the contact APIs know them."""
-    parties = parties_of(record)
+    """The chat message for one record; the names as the contact APIs know them.
+
+    ``parties`` is :func:`parties_of` the record, when the caller has it already.
+    """
+    parties = parties or parties_of(record)
     author = _author(record)
     return ChatMessage(
         channel=CHANNEL,

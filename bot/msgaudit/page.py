@@ -15,15 +15,15 @@ Order of work (the no-data-loss rule):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
 from bot.config import Config
-from bot.inbound.chat import feed
+from bot.inbound.chat import feed, per_conversation
 from bot.inbound.pipeline import Pipeline
-from bot.msgaudit.convert import parties_of, to_chat_message
+from bot.msgaudit.convert import Parties, parties_of, to_chat_message
 from bot.msgaudit.opening import Opened
 from bot.msgaudit.store import PageCommit, QuarantineEntry, commit_page
 from monitor.archive import GroupCommitWriter
@@ -38,9 +38,6 @@ from wecom_sdk.messages.msgaudit import (
 )
 
 __all__ = ["Names", "PageOutcome", "archive_records", "commit", "recall_flags"]
-
-_ARCHIVE_CONCURRENCY = 32
-"""Conversations of a page archived at once (well under redis-py's 100-connection pool)."""
 
 
 class Names(Protocol):
@@ -79,19 +76,16 @@ def recall_flags(records: Sequence[ArchiveRecord], now: float) -> list[NewFlag]:
     ]
 
 
-async def _names(
-    records: Sequence[ArchiveRecord], names: Names | None
-) -> dict[tuple[str, str], str]:
+async def _names(parties: Iterable[Parties], names: Names | None) -> dict[tuple[str, str], str]:
     """``{("customer"|"staff", id): name}`` for the people of a page (cached by the directory)."""
     if names is None:
         return {}
     people: set[tuple[str, str]] = set()
-    for record in records:
-        parties = parties_of(record)
-        if parties.customer_id:
-            people.add(("customer", parties.customer_id))
-        if parties.staff_userid:
-            people.add(("staff", parties.staff_userid))
+    for who in parties:
+        if who.customer_id:
+            people.add(("customer", who.customer_id))
+        if who.staff_userid:
+            people.add(("staff", who.staff_userid))
     slots = asyncio.Semaphore(8)
 
     async def one(person: tuple[str, str]) -> tuple[tuple[str, str], str]:
@@ -118,47 +112,31 @@ async def archive_records(
         monitor.errors.StorageError: a store failed (nothing of the page is committed).
     """
     outcome = PageOutcome()
-    records: list[ArchiveRecord] = []
+    records: list[tuple[ArchiveRecord, Parties]] = []
     for item in opened:
         if item.record is not None:
-            records.append(item.record)
+            records.append((item.record, parties_of(item.record)))
         elif item.failure is not None:
             outcome.quarantined.append(item.failure)
-    names_of = await _names(records, names)
-    by_chat: dict[str, list[ArchiveRecord]] = {}
-    for record in records:
-        by_chat.setdefault(parties_of(record).conversation_id, []).append(record)
-    slots = asyncio.Semaphore(_ARCHIVE_CONCURRENCY)
+    names_of = await _names((parties for _record, parties in records), names)
 
-    async def chat(chat_records: list[ArchiveRecord]) -> None:
-        async with slots:
-            for record in chat_records:  # one conversation in order
-                parties = parties_of(record)
-                msg = to_chat_message(
-                    record,
-                    customer_name=names_of.get(("customer", parties.customer_id), ""),
-                    staff_name=names_of.get(("staff", parties.staff_userid), ""),
-                )
-                result = await feed(pipeline, config, msg)
-                if result.stored:
-                    outcome.archived += 1
-                else:
-                    outcome.repeats += 1
+    async def archive(pair: tuple[ArchiveRecord, Parties]) -> None:
+        record, parties = pair
+        msg = to_chat_message(
+            record,
+            parties,
+            customer_name=names_of.get(("customer", parties.customer_id), ""),
+            staff_name=names_of.get(("staff", parties.staff_userid), ""),
+        )
+        if (await feed(pipeline, config, msg)).stored:
+            outcome.archived += 1
+        else:
+            outcome.repeats += 1
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            for chat_records in by_chat.values():
-                group.create_task(chat(chat_records))
-    except ExceptionGroup as failed:
-        raise _first(failed) from failed
-    outcome.flags = recall_flags(records, now)
-    outcome.records = records
+    await per_conversation(records, lambda pair: pair[1].conversation_id, archive)
+    outcome.records = [record for record, _parties in records]
+    outcome.flags = recall_flags(outcome.records, now)
     return outcome
-
-
-def _first(group: BaseExceptionGroup[Exception]) -> Exception:
-    error = group.exceptions[0]
-    return _first(error) if isinstance(error, BaseExceptionGroup) else error
 
 
 async def commit(

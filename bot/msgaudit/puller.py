@@ -33,7 +33,7 @@ from sqlalchemy import Connection
 from bot.config import Config
 from bot.inbound.pipeline import Pipeline
 from bot.msgaudit.log import msgaudit_log
-from bot.msgaudit.opening import open_entries
+from bot.msgaudit.opening import Opened, open_entries
 from bot.msgaudit.page import Names, PageOutcome, archive_records, commit
 from bot.msgaudit.store import (
     CursorState,
@@ -269,14 +269,7 @@ class MsgauditPuller:
         caught_up: bool,
         report: PullReport,
     ) -> int:
-        opened = await asyncio.to_thread(open_entries, entries, keys, self._source)
-        outcome = await archive_records(
-            opened,
-            pipeline=self._pipeline,
-            config=self._config,
-            names=self._names,
-            now=self._clock(),
-        )
+        _opened, outcome = await self._open_and_archive(entries, keys)
         top = max(e.seq for e in entries)
         await commit(
             self._writer,
@@ -320,6 +313,20 @@ class MsgauditPuller:
                 delay = min(delay * 2, 30.0)
         raise AssertionError("unreachable")
 
+    async def _open_and_archive(
+        self, entries: list[ChatDataEntry], keys: KeyRing
+    ) -> tuple[list[Opened], PageOutcome]:
+        """Open the entries (one thread hop), then archive what opened through the pipeline."""
+        opened = await asyncio.to_thread(open_entries, entries, keys, self._source)
+        outcome = await archive_records(
+            opened,
+            pipeline=self._pipeline,
+            config=self._config,
+            names=self._names,
+            now=self._clock(),
+        )
+        return opened, outcome
+
     # -- keys and quarantine --------------------------------------------------------------------
 
     def _current_keys(self, state: CursorState) -> KeyRing | None:
@@ -347,16 +354,7 @@ class MsgauditPuller:
             if not rows:
                 break
             after = rows[-1].entry.seq
-            opened = await asyncio.to_thread(
-                open_entries, [row.entry for row in rows], keys, self._source
-            )
-            outcome = await archive_records(
-                opened,
-                pipeline=self._pipeline,
-                config=self._config,
-                names=self._names,
-                now=self._clock(),
-            )
+            opened, outcome = await self._open_and_archive([row.entry for row in rows], keys)
             released = [o.entry.seq for o in opened if o.record is not None]
             await self._writer.run(partial(_settle, released, outcome, self._clock()))
             report.released += len(released)

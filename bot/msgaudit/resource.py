@@ -73,7 +73,7 @@ def load_keys(config: Config) -> KeyRing:
         bot.config.ConfigError: the config file no longer loads.
     """
     settings = load_config(config.source).msgaudit if config.source else config.msgaudit
-    return KeyRing.from_files({int(v): path for v, path in settings.private_keys.items()})
+    return KeyRing.from_files(settings.private_keys)
 
 
 class _Downloads:

@@ -13,10 +13,11 @@ retries a failed batch unit by unit): no side effects outside the connection.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import ColumnElement, Connection, Row, Table, func, select, update
 
 from bot.pull_lock import FencedOut
 from monitor.archive.chain import QUARANTINE_FIELDS, Chain, Entry, quarantine_digest
@@ -70,27 +71,12 @@ class CursorState:
     updated_at: datetime | None
 
 
-def _state(row: object) -> CursorState:
-    return CursorState(
-        fence=int(row.fence),  # type: ignore[attr-defined]
-        seq=int(row.seq),  # type: ignore[attr-defined]
-        newest_msgtime=int(row.newest_msgtime),  # type: ignore[attr-defined]
-        keys_generation=int(row.keys_generation),  # type: ignore[attr-defined]
-        caught_up_at=row.caught_up_at,  # type: ignore[attr-defined]
-        lag_alerted_at=row.lag_alerted_at,  # type: ignore[attr-defined]
-        updated_at=row.updated_at,  # type: ignore[attr-defined]
-    )
+_STATE_COLUMNS = tuple(_CURSOR.c[f.name] for f in fields(CursorState))
+"""The cursor row's columns in :class:`CursorState`'s field order."""
 
 
-_STATE_COLUMNS = (
-    _CURSOR.c.fence,
-    _CURSOR.c.seq,
-    _CURSOR.c.newest_msgtime,
-    _CURSOR.c.keys_generation,
-    _CURSOR.c.caught_up_at,
-    _CURSOR.c.lag_alerted_at,
-    _CURSOR.c.updated_at,
-)
+def _state(row: Row[Any]) -> CursorState:
+    return CursorState(**row._mapping)
 
 
 def _new_row(now: float) -> dict[str, object]:
@@ -147,6 +133,12 @@ class PageCommit:
     media: Sequence[tuple[str, Sequence[MediaRef]]] = ()
 
 
+def _greatest(conn: Connection, column: ColumnElement[int], value: int) -> ColumnElement[int]:
+    """The larger of ``column`` and ``value`` (SQLite's two-argument max, PostgreSQL's greatest)."""
+    larger = func.max if conn.dialect.name == "sqlite" else func.greatest
+    return larger(column, value)
+
+
 def commit_page(conn: Connection, page: PageCommit) -> None:
     """Quarantine, flags and the cursor of one page, in one transaction.
 
@@ -155,12 +147,8 @@ def commit_page(conn: Connection, page: PageCommit) -> None:
     """
     now = _at(page.now)
     values: dict[str, object] = {
-        "seq": func.max(_CURSOR.c.seq, page.seq)
-        if conn.dialect.name == "sqlite"
-        else func.greatest(_CURSOR.c.seq, page.seq),
-        "newest_msgtime": func.max(_CURSOR.c.newest_msgtime, page.newest_msgtime)
-        if conn.dialect.name == "sqlite"
-        else func.greatest(_CURSOR.c.newest_msgtime, page.newest_msgtime),
+        "seq": _greatest(conn, _CURSOR.c.seq, page.seq),
+        "newest_msgtime": _greatest(conn, _CURSOR.c.newest_msgtime, page.newest_msgtime),
         "updated_at": now,
     }
     if page.caught_up:

@@ -106,7 +106,7 @@ def _msgaudit_notes(config: Config) -> list[str]:
     if settings.sdk_path and not Path(settings.sdk_path).is_file():
         raise ConfigError(f"[msgaudit].sdk_path: {settings.sdk_path} does not exist")
     try:
-        keys = KeyRing.from_files({int(v): p for v, p in settings.private_keys.items()})
+        keys = KeyRing.from_files(settings.private_keys)
     except WeComError as exc:
         raise ConfigError(f"[msgaudit].private_keys: {exc}") from exc
     if not keys.versions:

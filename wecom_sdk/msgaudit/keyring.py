@@ -105,7 +105,7 @@ class KeyRing:
         self._keys: Mapping[int, rsa.RSAPrivateKey] = MappingProxyType(dict(keys))
 
     @classmethod
-    def from_files(cls, mapping: Mapping[int | str, str | Path]) -> KeyRing:
+    def from_files(cls, mapping: Mapping[int, str | Path] | Mapping[str, str | Path]) -> KeyRing:
         """Load PEM files by version (``{"1": "keys/v1.pem"}`` as in ``[msgaudit] private_keys``).
 
         Relative paths are taken as they are (the config loader resolves them first).
