@@ -33,12 +33,22 @@ MESSAGES = MessageRecord.__table__.c
 CURSOR = MsgauditCursorRecord.__table__.c
 
 
+def argv(config: Path, *args: str) -> list[str]:
+    """``run_bot.py ARGS --config CONFIG`` in this interpreter."""
+    return [sys.executable, str(REPO / "run_bot.py"), *args, "--config", str(config)]
+
+
+def env() -> dict[str, str]:
+    """This environment without the variables that would override the config's storage."""
+    return {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+
+
 def run(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """The command in its own process (an interpreter and the stack's imports: ~2 s)."""
     return subprocess.run(
-        [sys.executable, str(REPO / "run_bot.py"), "msgaudit", *args, "--config", str(config)],
+        argv(config, "msgaudit", *args),
         cwd=REPO,
-        env={k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+        env=env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -59,9 +69,9 @@ def start(config: Path, *args: str, log: Path) -> subprocess.Popen[bytes]:
     """The command in the background, its output to ``log`` (read it with ``log.read_text()``)."""
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, str(REPO / "run_bot.py"), "msgaudit", *args, "--config", str(config)],
+            argv(config, "msgaudit", *args),
             cwd=REPO,
-            env={k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")},
+            env=env(),
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -137,8 +147,9 @@ def test_kill_9_mid_pull_then_again_archives_every_record_exactly_once(
     finally:
         engine.dispose()
     verify = subprocess.run(
-        [sys.executable, str(REPO / "run_bot.py"), "archive", "verify", "--config", str(config)],
+        argv(config, "archive", "verify"),
         cwd=REPO,
+        env=env(),
         capture_output=True,
         text=True,
         timeout=120,
