@@ -92,10 +92,6 @@ class _Downloads:
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="sentinel-msgaudit-media")
 
-    async def idle(self) -> None:
-        while self._task is not None and not self._task.done():
-            await asyncio.gather(self._task, return_exceptions=True)
-
     async def _run(self) -> None:
         try:
             now = time.monotonic()
