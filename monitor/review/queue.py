@@ -54,6 +54,8 @@ class QueueFilter:
     """``active`` (未结案: 待处理+已认领+已升级), ``all``, or one :class:`AlertStatus` value."""
     severity: int | None = None
     """At least this severity (1..4)."""
+    exact_severity: int | None = None
+    """Exactly this severity (1..4): the dashboard's links to one severity's cases."""
     audience: str = ""
     """``customer`` or ``staff``."""
     word: str = ""
@@ -75,6 +77,7 @@ class QueueFilter:
         return cls(
             state=state,
             severity=int_param(query.get("severity"), 1, 4),
+            exact_severity=int_param(query.get("exact_severity"), 1, 4),
             audience=audience if audience in AUDIENCES else "",
             word=text_param(query.get("word"), 64),
             staff=text_param(query.get("staff"), 128),
@@ -89,6 +92,7 @@ class QueueFilter:
         values = {
             "state": self.state,
             "severity": "" if self.severity is None else str(self.severity),
+            "exact_severity": "" if self.exact_severity is None else str(self.exact_severity),
             "audience": self.audience,
             "word": self.word,
             "staff": self.staff,
@@ -173,6 +177,8 @@ def _conditions(wanted: QueueFilter) -> ColumnElement[bool]:
     parts: list[ColumnElement[bool]] = []
     if wanted.severity is not None:
         parts.append(ALERTS.c.severity >= wanted.severity)
+    if wanted.exact_severity is not None:
+        parts.append(ALERTS.c.severity == wanted.exact_severity)
     if wanted.audience:
         parts.append(ALERTS.c.kind == AUDIENCES[wanted.audience].value)
     if wanted.word:
