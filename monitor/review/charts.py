@@ -91,11 +91,11 @@ class Stack:
 
 
 def nice_max(value: float) -> float:
-    """The axis maximum: the smallest 1, 2, 2.5 or 5 times a power of ten at or above ``value``."""
+    """The axis maximum: the smallest 1, 2 or 5 times a power of ten at or above ``value``."""
     if value <= 0:
         return 1.0
     power = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 5, 10):
         if value <= step * power + 1e-9 * power:
             return float(step * power)
     return float(10 * power)  # pragma: no cover - the loop's last step always fits
@@ -130,10 +130,13 @@ def _rect(x: float, y: float, w: float, h: float, *, fill: str, title: str) -> s
 
 
 def _y_axis(top: float, left: float, plot_w: float, plot_h: float, axis_max: float) -> list[str]:
+    """Grid lines and labels at round steps: fifths of a 5 x 10^k axis, else quarters."""
+    leading = axis_max / 10 ** math.floor(math.log10(axis_max))
+    steps = 5 if round(leading) == 5 else 4
     parts = []
-    for i in range(5):
-        value = axis_max * i / 4
-        y = top + plot_h - plot_h * i / 4
+    for i in range(steps + 1):
+        value = axis_max * i / steps
+        y = top + plot_h - plot_h * i / steps
         parts.append(
             f'<line x1="{_num(left)}" y1="{_num(y)}" x2="{_num(left + plot_w)}" y2="{_num(y)}" '
             f'stroke="{_GRID}" stroke-width="1"/>'

@@ -50,7 +50,7 @@ def no_styles_or_scripts(markup: str) -> None:
         (7, 10),
         (10, 10),
         (11, 20),
-        (21, 25),
+        (21, 50),
         (0.37, 0.5),
         (0.19, 0.2),
         (260, 500),
@@ -77,6 +77,17 @@ def test_bar_chart_heights_are_proportional_and_bars_link() -> None:
     assert len(bottoms) == 1
     assert [r.find(f"{NS}title").text for _, r in linked] == ["低：2", "中：8", "高：5"]  # type: ignore[union-attr]
     assert "&amp;b=2" in markup  # the link's & is escaped in the attribute
+    y_labels = [t.text for t in root.iter(f"{NS}text") if t.get("text-anchor") == "end"]
+    assert y_labels == ["0", "2.5", "5", "7.5", "10"]
+    fifths = parse(bar_chart([Bar("a", 4)], title="t"))
+    assert [t.text for t in fifths.iter(f"{NS}text") if t.get("text-anchor") == "end"] == [
+        "0",
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+    ]
 
 
 def test_stacked_bars_split_by_series_in_order_with_legend() -> None:
