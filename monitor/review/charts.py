@@ -3,7 +3,8 @@
 The review pages run under a Content-Security-Policy without scripts or inline styles, so every
 chart is plain SVG with presentation attributes (``fill=``, ``stroke=``, ``font-family=``), never a
 ``style`` attribute or element, and is inlined in the page: each bar is an ``<a>`` to the queue
-filtered to its cases, with a ``<title>`` a screen reader (and a mouse hover) announces. Every
+filtered to its cases, with a ``<title>`` a screen reader (and a mouse hover) announces; the
+``svg`` is a ``group`` (an ``img`` would hide its links from assistive technology). Every
 label and link is escaped, so hostile words or names stay text. The page puts a data table under
 each chart for those who cannot use it.
 
@@ -110,7 +111,7 @@ def _num(value: float) -> str:
 def _open(title: str, desc: str, width: int, height: int, css_class: str) -> list[str]:
     return [
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart {escape(css_class)}" '
-        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
+        f'viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="group" '
         f'preserveAspectRatio="xMinYMin meet" font-family="{escape(FONT_FAMILY)}" '
         f'font-size="12" fill="{_TEXT}">',
         f"<title>{escape(title)}</title>",

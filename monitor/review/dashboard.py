@@ -53,7 +53,9 @@ __all__ = [
     "ResolveTime",
     "StaffCount",
     "WordCount",
+    "day_counts",
     "load_dashboard",
+    "utc_today",
 ]
 
 ALERTS = store.ALERTS
