@@ -238,6 +238,8 @@ def review_settings(config: Config) -> ReviewSettings:
         lockout_window_s=review.lockout_minutes * 60,
         escalate_to=config.alerts.escalate_to or config.alerts.managers,
         media_dir=config.msgaudit.media_dir,
+        rule_paths=tuple(config.rules.paths),
+        rules_reload_s=config.rules.reload_interval_s,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import Connection, Text
+from sqlalchemy import Connection, Index, Text
 from sqlmodel import Field
 
 from monitor.tables import TableModel, UTCDateTime
@@ -68,6 +68,8 @@ class HitRecord(TableModel, table=True):
     """One sensitive-word hit in an archived message (the span is in the message's ``content``)."""
 
     __tablename__ = "hit"
+    # The allow-list backtest reads one group's hits newest first (monitor.review.allow_backtest).
+    __table_args__ = (Index("ix_hit_rule_group_id", "rule_group", "id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     message_id: int = Field(foreign_key="message.id", index=True)

@@ -1,12 +1,14 @@
 """The review pages besides login and accounts: the queue, conversation pages with their case
 actions and notes (``monitor.review.case_pages``), the audit log (``monitor.review.audit_log``),
-and the archive's media files (``monitor.review.media_pages``).
+the archive's media files (``monitor.review.media_pages``), and the allow-list pages
+(``monitor.review.allowlist_pages``).
 """
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from monitor.review.allowlist_pages import add_allowlist_routes
 from monitor.review.audit_log import add_audit_log_routes
 from monitor.review.case_pages import add_case_page_routes
 from monitor.review.dashboard_pages import add_dashboard_routes
@@ -21,3 +23,4 @@ def add_case_routes(app: web.Application) -> None:
     add_audit_log_routes(app)
     add_media_routes(app)
     add_dashboard_routes(app)
+    add_allowlist_routes(app)

@@ -33,3 +33,7 @@ class ReviewSettings:
     managers)."""
     media_dir: str = ""
     """The conversation archive's media store (``[msgaudit].media_dir``; "": no media served)."""
+    rule_paths: tuple[str, ...] = ()
+    """``[rules].paths``: where the allow-list pages find (and admins change) a group's file."""
+    rules_reload_s: float = 2.0
+    """``[rules].reload_interval_s``: how soon every worker picks up a changed rule file."""

@@ -462,6 +462,18 @@ NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
     ),
     ("login_failure", {"key": "user:li.na", "at": T1}),
     ("case_note", {"alert_id": "al-0003", "author": "li.na", "at": T1, "body": "已联系客户"}),
+    (
+        "allow_proposal",
+        {
+            "rule_group": "客户维权风险",
+            "phrase": "投诉建议箱",
+            "rule_file": "rules/customer_risk.toml",
+            "file_sha256": "0" * 64,
+            "status": "pending",
+            "proposed_by": "li.na",
+            "proposed_at": T1,
+        },
+    ),
     ("kf_cursor", {"open_kfid": "wkKF2", "updated_at": T1}),
     ("kf_customer", {"open_kfid": "wkKF2", "external_userid": "wmX", "updated_at": T1}),
     (
