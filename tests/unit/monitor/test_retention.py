@@ -351,3 +351,44 @@ def test_purge_refuses_a_naive_cutoff() -> None:
         PurgeOptions(cutoff=datetime(2026, 1, 1), retention_days=1)
     with pytest.raises(ValueError, match="positive"):
         PurgeOptions(cutoff=datetime.now(UTC) - timedelta(days=1), retention_days=1, batch_size=0)
+
+
+def test_paged_export_bytes_equal_the_writers() -> None:
+    from io import BytesIO
+    from zoneinfo import ZoneInfo
+
+    from monitor.archive.export import (
+        ExportHit,
+        ExportRow,
+        csv_header,
+        csv_lines,
+        jsonl_lines,
+        write_csv,
+        write_jsonl,
+    )
+
+    tz = ZoneInfo("Asia/Shanghai")
+    rows = [
+        ExportRow(
+            id=i,
+            received_at=datetime(2026, 1, 1, tzinfo=UTC),
+            create_time=1_700_000_000,
+            channel="kf",
+            conversation="kf:K:wm1",
+            sender="wm1",
+            direction="customer",
+            msg_type="text",
+            event=None,
+            text=text_,
+            rules_version=None,
+            hits=(ExportHit("投诉", "g", 3, 0, 2),),
+        )
+        for i, text_ in enumerate(["=1+1", 'a,b\n"c"', "投诉"], start=1)
+    ]
+    whole_csv, whole_jsonl = BytesIO(), BytesIO()
+    write_csv(rows, whole_csv, tz=tz)
+    write_jsonl(rows, whole_jsonl, tz=tz)
+    assert csv_header() + csv_lines(rows[:2], tz=tz) + csv_lines(rows[2:], tz=tz) == (
+        whole_csv.getvalue()
+    )
+    assert jsonl_lines(rows[:1], tz=tz) + jsonl_lines(rows[1:], tz=tz) == whole_jsonl.getvalue()
