@@ -21,7 +21,7 @@ notes, outbox rows and digest-hold rows. Open cases are never deleted, and keep 
 conversation's messages (an open case is an implicit hold). Audit rows are never purged.
 
 A dry run reads the same batches and counts, writing nothing. A real run ends with one audit row
-(``archive_purge``: cutoff, counts).
+(``archive_purge``: cutoff, counts, and the archive chain's head after the last checkpoint).
 """
 
 from __future__ import annotations
@@ -37,9 +37,9 @@ from sqlalchemy import Connection, Engine, Table, delete, func, select
 from monitor.alerts.models import AlertMessageLink, AlertRecord, HeldAlertRecord, OutboxRecord
 from monitor.alerts.policy import AlertStatus
 from monitor.archive.audit import AuditEvent, record_audit_event
-from monitor.archive.chain import FLAG_FIELDS, Checkpoint, Entry, flag_digest
+from monitor.archive.chain import FLAG_FIELDS, Chain, Checkpoint, Entry, flag_digest
 from monitor.archive.chain_scan import message_digests, row_digests
-from monitor.archive.chain_store import append_checkpoint
+from monitor.archive.chain_store import append_checkpoint, read_heads
 from monitor.archive.holds import HoldSet, load_hold_set
 from monitor.archive.kf_models import MessageFlagRecord
 from monitor.archive.media_store import InvalidMediaName, MediaStore
@@ -177,6 +177,7 @@ def purge(engine: Engine, options: PurgeOptions, progress: Tick | None = None) -
     total.add(_purge_cases(engine, writes, holds, options))
     if not options.dry_run:
         with writes.begin() as conn:
+            head = read_heads(conn)[Chain.ARCHIVE]
             record_audit_event(
                 conn,
                 AuditEvent(
@@ -188,6 +189,7 @@ def purge(engine: Engine, options: PurgeOptions, progress: Tick | None = None) -
                     detail={
                         "cutoff": options.cutoff.astimezone(UTC).isoformat(),
                         "retention_days": options.retention_days,
+                        "archive_head": f"{head.seq} {head.block_hash}",
                         **total.as_dict(),
                     },
                 ),

@@ -147,6 +147,8 @@ async def test_purge_deletes_what_is_past_retention_and_keeps_holds_and_open_cas
     assert (audit.actor, audit.source) == ("cli", "cli")
     assert (detail["messages"], detail["kept_by_hold"], detail["retention_days"]) == (3, 5, DAYS)
     assert detail["cutoff"] == seeded.cutoff.isoformat()
+    head = read_heads_of(engine)[Chain.ARCHIVE]
+    assert detail["archive_head"] == f"{head.seq} {head.block_hash}"  # type: ignore[attr-defined]
     found = reports(engine)
     assert [r.problem for r in found.values()] == [None, None]
     assert dict(found[Chain.ARCHIVE].purged) == {
