@@ -14,6 +14,8 @@ python run_bot.py archive export --format csv|jsonl [--since DATE] [--until DATE
                                  [--config FILE] OUT
 python run_bot.py archive verify [--config FILE]
 python run_bot.py archive head [--config FILE]
+python run_bot.py archive purge [--dry-run] [--config FILE]
+python run_bot.py archive holds [--config FILE]
 python run_bot.py db upgrade [--config FILE]
 python run_bot.py users add NAME --role reviewer|admin [--config FILE]   (password: prompt or 2 stdin lines)
 python run_bot.py users disable NAME [--config FILE]
@@ -244,6 +246,27 @@ def cmd_archive_head(args: argparse.Namespace) -> int:
     return head_command(config.storage.database_url, stdout=sys.stdout, stderr=sys.stderr)
 
 
+def cmd_archive_purge(args: argparse.Namespace) -> int:
+    from monitor.archive.purge_cli import purge_command
+
+    config = _load(args)
+    return purge_command(
+        database_url=config.storage.database_url,
+        retention_days=config.archive.retention_days,
+        media_dir=config.msgaudit.media_dir,
+        dry_run=args.dry_run,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def cmd_archive_holds(args: argparse.Namespace) -> int:
+    from monitor.archive.purge_cli import holds_command
+
+    config = _load(args)
+    return holds_command(config.storage.database_url, stdout=sys.stdout, stderr=sys.stderr)
+
+
 def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     archive_p = sub.add_parser(
         "archive", help="export the message archive, check and show its hash chains"
@@ -305,6 +328,28 @@ def add_archive_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
         "--config", help="TOML config (default: config.toml, else config.example.toml)"
     )
     head_p.set_defaults(func=cmd_archive_head)
+
+    purge_p = archive_sub.add_parser(
+        "purge",
+        help="delete messages past [archive].retention_days (legal holds and open cases kept)",
+        description=(
+            "Delete archived messages received more than [archive].retention_days ago, with "
+            "their hits, flags, alert links and media, and closed cases past retention; messages "
+            "under a legal hold or in a conversation with an open case are kept. Each batch "
+            "appends a checkpoint to the hash chain, so archive verify still passes."
+        ),
+    )
+    purge_p.add_argument("--dry-run", action="store_true", help="count only, delete nothing")
+    purge_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    purge_p.set_defaults(func=cmd_archive_purge)
+
+    holds_p = archive_sub.add_parser("holds", help="list legal holds (active first)")
+    holds_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    holds_p.set_defaults(func=cmd_archive_holds)
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:

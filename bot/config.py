@@ -333,13 +333,21 @@ class ReviewConfig:
 
 @dataclass(frozen=True, slots=True)
 class ArchiveConfig:
-    """``[archive]``: the message archive's hash chains."""
+    """``[archive]``: the message archive's hash chains and its retention."""
 
     #: A group chat the app created (appchat/create): once a day the bot posts both chains' latest
     #: block hashes there, so a later rewrite of the database cannot go unnoticed. "" = off.
     anchor_chat: str = ""
+    #: ``archive purge`` deletes messages received more than this many days ago (legal holds and
+    #: open cases kept); 0 = keep everything forever (the default).
+    retention_days: int = 0
 
     def __post_init__(self) -> None:
+        _check(
+            0 <= self.retention_days <= 36500,
+            "[archive].retention_days",
+            "must be 0 (keep forever) or a number of days up to 36500",
+        )
         _check(
             self.anchor_chat == "" or bool(_CHAT_ID_RE.fullmatch(self.anchor_chat)),
             "[archive].anchor_chat",

@@ -21,6 +21,21 @@ them; both compute every hash here, so writer and verifier cannot drift apart. T
 Row ids are in the entries, not in the digests: a row's contents moved under another id then
 still match a digest of its block, which is how the verifier tells rows reordered from rows
 modified.
+
+**Purge checkpoints.** ``archive purge`` (retention) deletes archive rows; each of its
+transactions appends one *checkpoint block* to the archive chain, in the same transaction as the
+deletions, whose entries text is::
+
+    purge:<cutoff> -<code><row id>:<digest> -<code><row id>:<digest> ...
+
+``<cutoff>`` is the retention cutoff (ISO 8601 UTC, as above): rows received before it were
+eligible. Each ``-`` entry names one deleted row with the digest its own (earlier) block recorded
+for it, sorted like ordinary entries. A checkpoint block is hashed and linked like any other
+block, so changing, removing or inserting one breaks the chain. The verifier accepts a row's
+absence only if a LATER checkpoint names exactly that row with exactly the digest its block
+recorded, and it requires every checkpoint entry to have been used that way once: a checkpoint
+naming a row that is still present, that no earlier block recorded with that digest, or that
+another checkpoint named already, is reported (:func:`decode_checkpoint`).
 """
 
 from __future__ import annotations
@@ -36,6 +51,7 @@ from typing import Any
 __all__ = [
     "AUDIT_FIELDS",
     "CHAIN_TABLES",
+    "CHECKPOINT_PREFIX",
     "FLAG_FIELDS",
     "FORMAT",
     "HIT_EXTRA_FIELDS",
@@ -45,13 +61,17 @@ __all__ = [
     "TABLE_CODES",
     "ZERO_HASH",
     "Chain",
+    "Checkpoint",
     "Entry",
     "audit_digest",
     "block_hash",
     "canonical",
+    "decode_checkpoint",
     "decode_entries",
+    "encode_checkpoint",
     "encode_entries",
     "flag_digest",
+    "is_checkpoint",
     "message_digest",
     "quarantine_digest",
 ]
@@ -221,6 +241,60 @@ def decode_entries(text: str) -> list[Entry]:
             raise ValueError(f"malformed block entry {item[:80]!r}")
         entries.append(Entry(table, int(number), digest))
     return entries
+
+
+CHECKPOINT_PREFIX = "purge:"
+"""How a checkpoint block's entries text starts (an ordinary block's starts with a table code)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A purge checkpoint: the rows one purge transaction deleted, under one retention cutoff."""
+
+    cutoff: datetime
+    """Rows received before this (aware) instant were eligible for the purge."""
+    purged: tuple[Entry, ...]
+    """Each deleted row with the digest its own block recorded."""
+
+
+def is_checkpoint(text: str) -> bool:
+    """Whether a block's entries text is a purge checkpoint's."""
+    return text.startswith(CHECKPOINT_PREFIX)
+
+
+def encode_checkpoint(checkpoint: Checkpoint) -> str:
+    """A checkpoint block's entries text (see the module docstring)."""
+    if checkpoint.cutoff.tzinfo is None:
+        raise ValueError("a checkpoint cutoff must be timezone-aware")
+    rows = encode_entries(checkpoint.purged)
+    parts = [CHECKPOINT_PREFIX + _plain(checkpoint.cutoff)]
+    if rows:
+        parts.extend("-" + item for item in rows.split(" "))
+    return " ".join(parts)
+
+
+def decode_checkpoint(text: str) -> Checkpoint:
+    """The checkpoint :func:`encode_checkpoint` wrote as ``text``.
+
+    Raises:
+        ValueError: ``text`` is not a well-formed checkpoint (in the canonical form exactly).
+    """
+    head, _sep, rest = text.partition(" ")
+    if not head.startswith(CHECKPOINT_PREFIX):
+        raise ValueError("not a purge checkpoint")
+    try:
+        cutoff = datetime.fromisoformat(head.removeprefix(CHECKPOINT_PREFIX))
+    except ValueError:
+        raise ValueError("malformed checkpoint cutoff") from None
+    items = rest.split(" ") if rest else []
+    if cutoff.tzinfo is None or any(not item.startswith("-") for item in items):
+        raise ValueError("malformed purge checkpoint")
+    checkpoint = Checkpoint(cutoff, tuple(decode_entries(" ".join(i[1:] for i in items))))
+    if len({(e.table, e.row_id) for e in checkpoint.purged}) != len(checkpoint.purged):
+        raise ValueError("a row is named twice in one purge checkpoint")
+    if encode_checkpoint(checkpoint) != text:  # one spelling only: sorted, no repeats, UTC
+        raise ValueError("purge checkpoint not in canonical form")
+    return checkpoint
 
 
 def block_hash(chain: str, seq: int, prev_hash: str, created_at: datetime, entries: str) -> str:

@@ -49,9 +49,11 @@ def describe(report: ChainReport) -> str:
     if report.problem is not None:
         return report.problem.describe()
     counts = ", ".join(f"{n} {table}" for table, n in report.rows.items())
+    purged = sum(report.purged.values())
+    retired = f", {_count(purged, 'row')} purged by retention" if purged else ""
     return (
         f"{report.chain} chain intact: {_count(report.blocks, 'block')}, "
-        f"{_count(sum(report.rows.values()), 'row')} ({counts}), "
+        f"{_count(sum(report.rows.values()), 'row')} ({counts}){retired}, "
         f"head {report.head.seq} {report.head.block_hash}"
     )
 

@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Table, select
 
 from monitor.archive.chain import HIT_EXTRA_FIELDS, HIT_FIELDS, MESSAGE_FIELDS, message_digest
 
-__all__ = ["PAGE_ROWS", "scan_messages", "scan_rows"]
+__all__ = ["PAGE_ROWS", "message_digests", "row_digests", "scan_messages", "scan_rows"]
 
 PAGE_ROWS = 1000
 """Rows fetched per round trip (server-side cursors on PostgreSQL)."""
@@ -58,6 +58,38 @@ def scan_messages(
         ) as hit_rows,
     ):
         yield from _merged(messages, iter(hit_rows), orphans)
+
+
+def row_digests(
+    conn: Connection,
+    table: Table,
+    fields: Sequence[str],
+    digest: Callable[[Sequence[Any]], str],
+    ids: Sequence[int],
+) -> dict[int, str]:
+    """The digests of the rows of ``table`` with these ids (a retention purge's batch)."""
+    query = select(table.c.id, *(table.c[name] for name in fields)).where(table.c.id.in_(ids))
+    return {int(row[0]): digest(row[1:]) for row in conn.execute(query)}
+
+
+def message_digests(
+    conn: Connection, message: Table, hit: Table, ids: Sequence[int]
+) -> dict[int, str]:
+    """The digests of the messages with these ids, each with its hits (as :func:`scan_messages`)."""
+    if not ids:
+        return {}
+    names = [name for name in (*HIT_FIELDS, *HIT_EXTRA_FIELDS) if name in hit.c]
+    messages = conn.execute(
+        select(message.c.id, *(message.c[name] for name in MESSAGE_FIELDS))
+        .where(message.c.id.in_(ids))
+        .order_by(message.c.id)
+    )
+    hits = conn.execute(
+        select(hit.c.message_id, hit.c.id, *(hit.c[name] for name in names))
+        .where(hit.c.message_id.in_(ids))
+        .order_by(hit.c.message_id, hit.c.id)
+    )
+    return dict(_merged(messages, iter(hits), None))
 
 
 def _merged(

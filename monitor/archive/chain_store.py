@@ -31,11 +31,27 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect, Engine, Table, event, select
 
-from monitor.archive.chain import ZERO_HASH, Chain, Entry, block_hash, encode_entries
+from monitor.archive.chain import (
+    ZERO_HASH,
+    Chain,
+    Checkpoint,
+    Entry,
+    block_hash,
+    encode_checkpoint,
+    encode_entries,
+)
 from monitor.archive.chain_models import ChainBlockRecord, ChainLockRecord
 from monitor.archive.upsert import insert_ignore
 
-__all__ = ["BLOCKS", "LOCKS", "Head", "append_block", "chain_rows", "read_heads"]
+__all__ = [
+    "BLOCKS",
+    "LOCKS",
+    "Head",
+    "append_block",
+    "append_checkpoint",
+    "chain_rows",
+    "read_heads",
+]
 
 BLOCKS: Table = ChainBlockRecord.__table__
 LOCKS: Table = ChainLockRecord.__table__
@@ -102,6 +118,19 @@ def append_block(conn: Connection, chain: Chain, entries: list[Entry], now: date
 
     Locks the chain until the transaction ends: call it last (the commit hook does).
     """
+    return _append(conn, chain, encode_entries(entries), now)
+
+
+def append_checkpoint(conn: Connection, checkpoint: Checkpoint, now: datetime) -> Head:
+    """Append a purge checkpoint block to the archive chain on ``conn``'s transaction.
+
+    Call it in the transaction that deletes the rows it names, as its last statement: like
+    :func:`append_block` it locks the chain until the transaction ends.
+    """
+    return _append(conn, Chain.ARCHIVE, encode_checkpoint(checkpoint), now)
+
+
+def _append(conn: Connection, chain: Chain, text: str, now: datetime) -> Head:
     sql = _sql(conn.dialect)
     if sql.lock is not None and conn.exec_driver_sql(sql.lock, (chain.value,)).first() is None:
         # No lock row (the table was made again from the models): concurrent workers insert it
@@ -111,7 +140,6 @@ def append_block(conn: Connection, chain: Chain, entries: list[Entry], now: date
     last = conn.exec_driver_sql(sql.last, (chain.value,)).first()
     head = Head(0, ZERO_HASH) if last is None else Head(int(last[0]), str(last[1]))
     seq = head.seq + 1
-    text = encode_entries(entries)
     digest = block_hash(chain, seq, head.block_hash, now, text)
     conn.exec_driver_sql(
         sql.insert, (chain.value, seq, head.block_hash, digest, sql.created_at(now), text)

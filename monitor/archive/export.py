@@ -16,6 +16,10 @@ so a spreadsheet shows it instead of running it as a formula (CSV injection, per
 cell reads back with that apostrophe. ``hits`` is ``word(group,severity label)[start:end]`` joined
 by ``"; "``, e.g. ``维权(客户维权风险,高)[2:4]``.
 
+:func:`export_rows` and :func:`count_messages` also take a ``conversation`` (one case's export
+from the review web, ``monitor.review.case_export``), which pages its output with
+:func:`csv_header`, :func:`csv_lines` and :func:`jsonl_lines`: the same bytes as the writers.
+
 JSON lines: one object per line with the same keys, UTF-8 unescaped, NULL as ``null``, ``hits`` a
 list of ``{"word", "group", "severity", "start", "end"}`` with ``severity`` the lower-case name
 (``high``) as ``rules scan`` writes it; ``text[start:end]`` is the matched span.
@@ -41,8 +45,11 @@ __all__ = [
     "ExportHit",
     "ExportRow",
     "count_messages",
+    "csv_header",
     "csv_hits",
+    "csv_lines",
     "export_rows",
+    "jsonl_lines",
     "neutralize_formula",
     "row_values",
     "write_csv",
@@ -103,7 +110,12 @@ class ExportRow:
     hits: tuple[ExportHit, ...]
 
 
-def _where(since: datetime | None, until: datetime | None) -> list[ColumnElement[bool]]:
+def _where(
+    since: datetime | None,
+    until: datetime | None,
+    conversation: str | None = None,
+    after: int | None = None,
+) -> list[ColumnElement[bool]]:
     for bound in (since, until):
         if bound is not None and bound.tzinfo is None:
             raise ValueError("since/until must be timezone-aware datetimes")
@@ -111,18 +123,26 @@ def _where(since: datetime | None, until: datetime | None) -> list[ColumnElement
     return [
         *([received >= since] if since is not None else []),
         *([received < until] if until is not None else []),
+        *([_MESSAGE.c.conversation_id == conversation] if conversation is not None else []),
+        *([_MESSAGE.c.id > after] if after is not None else []),
     ]
 
 
 def count_messages(
-    conn: Connection, *, since: datetime | None = None, until: datetime | None = None
+    conn: Connection,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    conversation: str | None = None,
 ) -> int:
     """How many messages :func:`export_rows` yields for the same bounds (for a progress total)."""
-    query = select(func.count()).select_from(_MESSAGE).where(*_where(since, until))
+    query = select(func.count()).select_from(_MESSAGE).where(*_where(since, until, conversation))
     return int(conn.execute(query).scalar_one())
 
 
-def _messages_query(since: datetime | None, until: datetime | None) -> Select[Any]:
+def _messages_query(
+    since: datetime | None, until: datetime | None, conversation: str | None, after: int | None
+) -> Select[Any]:
     m = _MESSAGE.c
     return (
         select(
@@ -138,7 +158,7 @@ def _messages_query(since: datetime | None, until: datetime | None) -> Select[An
             m.content.label("text"),
             m.rules_version,
         )
-        .where(*_where(since, until))
+        .where(*_where(since, until, conversation, after))
         .order_by(m.id)
     )
 
@@ -170,9 +190,12 @@ def export_rows(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    conversation: str | None = None,
+    after: int | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> Generator[ExportRow, None, None]:
-    """Archived messages received in ``[since, until)`` (aware datetimes), oldest id first.
+    """Archived messages received in ``[since, until)`` (aware datetimes), oldest id first; only
+    those of ``conversation`` when it is given, and with ids above ``after`` (paging).
 
     Rows are streamed ``chunk_size`` at a time; each chunk's hits come from one query. Run it
     inside one transaction (``conn.begin()``) so the rows, their hits and a
@@ -183,7 +206,8 @@ def export_rows(
     # Per statement: Connection.execution_options() would change the connection itself, and the
     # hits queries must stay plain buffered ones.
     result = conn.execute(
-        _messages_query(since, until), execution_options={"yield_per": chunk_size}
+        _messages_query(since, until, conversation, after),
+        execution_options={"yield_per": chunk_size},
     )
     try:
         for chunk in result.partitions():
@@ -297,3 +321,27 @@ def write_jsonl(rows: Iterable[ExportRow], out: BinaryIO, *, tz: tzinfo) -> int:
         out.write(line.encode("utf-8", errors="replace"))
         count += 1
     return count
+
+
+def csv_header() -> bytes:
+    """The start of a CSV export: the BOM and the header line (as :func:`write_csv` writes it)."""
+    return "\ufeff".encode() + _csv_records([list(COLUMNS)])
+
+
+def csv_lines(rows: Iterable[ExportRow], *, tz: tzinfo) -> bytes:
+    """``rows`` as CSV records (after :func:`csv_header`), exactly as :func:`write_csv` would."""
+    return _csv_records(_csv_cells(row, tz) for row in rows)
+
+
+def _csv_records(records: Iterable[Sequence[str | int]]) -> bytes:
+    text = io.StringIO(newline="")
+    csv.writer(text, lineterminator="\r\n").writerows(records)
+    return text.getvalue().encode("utf-8", errors="replace")
+
+
+def jsonl_lines(rows: Iterable[ExportRow], *, tz: tzinfo) -> bytes:
+    """``rows`` as JSON lines, exactly as :func:`write_jsonl` would."""
+    return b"".join(
+        (json.dumps(row_values(row, tz), ensure_ascii=False) + "\n").encode("utf-8", "replace")
+        for row in rows
+    )

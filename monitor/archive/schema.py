@@ -28,6 +28,7 @@ from sqlmodel import SQLModel
 from monitor.alerts import models as _alert_models  # noqa: F401  (registers the alert tables)
 from monitor.archive import audit as _audit  # noqa: F401  (the audit_event table, likewise)
 from monitor.archive import chain_models as _chain_models  # noqa: F401  (the hash chain's tables)
+from monitor.archive import hold_models as _hold_models  # noqa: F401  (legal holds)
 from monitor.archive import kf_models as _kf_models  # noqa: F401  (the kf tables, likewise)
 from monitor.archive import models as _models  # noqa: F401  (the message and hit tables)
 from monitor.archive import msgaudit_models as _msgaudit_models  # noqa: F401  (archive pull)

@@ -13,13 +13,22 @@ the block's contents (the block modified), or a row it records that is gone (del
 (modified; reordered when it holds what the block recorded for another of its rows). Rows no block
 records (inserted, or the rows of deleted last blocks) can only be told once every block was read,
 so they are reported when all blocks checked out.
+
+Rows a retention purge deleted are named by purge checkpoint blocks (format:
+:mod:`monitor.archive.chain`). Before the walk, one query reads the checkpoint blocks (their
+entries text starts with ``purge:``) and keeps what they name, about 100 bytes per purged row. In
+the walk, a row its block records may be absent only when a later checkpoint names it with the
+same digest; a checkpoint block, when reached, must be well-formed, hash right, and every row it
+names must have been accounted for that way (else :attr:`ProblemKind.CHECKPOINT_INVALID`). A
+checkpoint the walk reaches after accepting a row's absence still has its hash checked, so an
+edited checkpoint is reported at its own block.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -29,6 +38,7 @@ from monitor.archive.audit import AUDIT
 from monitor.archive.chain import (
     AUDIT_FIELDS,
     CHAIN_TABLES,
+    CHECKPOINT_PREFIX,
     FLAG_FIELDS,
     QUARANTINE_FIELDS,
     ZERO_HASH,
@@ -36,8 +46,10 @@ from monitor.archive.chain import (
     Entry,
     audit_digest,
     block_hash,
+    decode_checkpoint,
     decode_entries,
     flag_digest,
+    is_checkpoint,
     quarantine_digest,
 )
 from monitor.archive.chain_scan import RowDigest, scan_messages, scan_rows
@@ -73,6 +85,9 @@ class ProblemKind(StrEnum):
     """A block is gone: a gap in the seqs (gone last blocks leave their rows in no block)."""
     LINK_BROKEN = "link_broken"
     """A block's previous-block hash is not the previous block's hash."""
+    CHECKPOINT_INVALID = "checkpoint_invalid"
+    """A purge checkpoint names a row that is still present, that no earlier block recorded with
+    that digest, or that another checkpoint named already."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +127,11 @@ class Problem:
                 what = "the block is missing"
             case ProblemKind.LINK_BROKEN:
                 what = f"its previous-block hash is not the hash of block {self.block - 1}"
+            case ProblemKind.CHECKPOINT_INVALID:
+                what = (
+                    f"the purge checkpoint names {row}, which is still present or which no "
+                    "earlier block recorded with that digest"
+                )
         return f"{self.chain} chain broken {where}: {what}"
 
 
@@ -127,6 +147,8 @@ class ChainReport:
     head: Head
     """The last block checked."""
     problem: Problem | None
+    purged: Mapping[str, int] = field(default_factory=dict)
+    """Rows checked as deleted by a retention purge (named by a later checkpoint), per table."""
 
     @property
     def ok(self) -> bool:
@@ -193,14 +215,44 @@ _BLOCK_COLUMNS = (
 )
 
 
+@dataclass(slots=True)
+class _Purged:
+    """A row a checkpoint names: the digest it names it with, where, and whether it was used."""
+
+    digest: str
+    checkpoint: int
+    used: bool = False
+
+
+def _checkpoints(conn: Connection, chain: Chain) -> dict[tuple[str, int], _Purged]:
+    """What the chain's checkpoint blocks name (the first naming wins; the walk checks them)."""
+    query = (
+        select(BLOCKS.c.seq, BLOCKS.c.entries)
+        .where(BLOCKS.c.chain == chain.value, BLOCKS.c.entries.startswith(CHECKPOINT_PREFIX))
+        .order_by(BLOCKS.c.seq)
+    )
+    named: dict[tuple[str, int], _Purged] = {}
+    with conn.execute(query, execution_options={"yield_per": _BLOCK_PAGE}) as blocks:
+        for seq, text in blocks:
+            try:
+                checkpoint = decode_checkpoint(text)
+            except ValueError:
+                continue  # the walk reports the block as modified
+            for entry in checkpoint.purged:
+                named.setdefault((entry.table, entry.row_id), _Purged(entry.digest, seq))
+    return named
+
+
 class _Walk:
     """One chain's walk: the blocks in seq order against the row streams."""
 
     def __init__(self, conn: Connection, chain: Chain) -> None:
         self.chain = chain
         self.orphans: list[int] = []
+        self.named = _checkpoints(conn, chain)
         self.streams = _streams(conn, chain, self.orphans)
         self.rows = dict.fromkeys(CHAIN_TABLES[chain], 0)
+        self.purged = dict.fromkeys(CHAIN_TABLES[chain], 0)
         self.last = Head(0, ZERO_HASH)
 
     def close(self) -> None:
@@ -220,6 +272,13 @@ class _Walk:
             return self.problem(ProblemKind.BLOCK_MISSING, self.last.seq + 1)
         if prev_hash != self.last.block_hash:
             return self.problem(ProblemKind.LINK_BROKEN, seq)
+        if is_checkpoint(text):
+            return self._checkpoint(seq, prev_hash, digest, created_at, text)
+        return self._rows_block(seq, prev_hash, digest, created_at, text)
+
+    def _rows_block(
+        self, seq: int, prev_hash: str, digest: str, created_at: datetime, text: str
+    ) -> Problem | None:
         try:
             entries = decode_entries(text)
         except ValueError:
@@ -232,10 +291,44 @@ class _Walk:
         for entry in entries:
             actual = self.streams[entry.table].take(entry.row_id, seq)
             if actual is None:
+                if self._purged(entry, seq):
+                    continue
                 return self.problem(ProblemKind.DELETED, seq, entry)
             if actual != entry.digest:
                 return self._differs(seq, entry, actual, entries)
             self.rows[entry.table] += 1
+        self.last = Head(seq, digest)
+        return None
+
+    def _purged(self, entry: Entry, seq: int) -> bool:
+        """Whether a later checkpoint names ``entry``'s absent row with its digest (then used)."""
+        named = self.named.get((entry.table, entry.row_id))
+        if named is None or named.used or named.checkpoint <= seq or named.digest != entry.digest:
+            return False
+        named.used = True
+        self.purged[entry.table] += 1
+        return True
+
+    def _checkpoint(
+        self, seq: int, prev_hash: str, digest: str, created_at: datetime, text: str
+    ) -> Problem | None:
+        try:
+            purged = decode_checkpoint(text).purged
+        except ValueError:
+            return self.problem(ProblemKind.BLOCK_MODIFIED, seq)
+        if block_hash(self.chain, seq, prev_hash, created_at, text) != digest or any(
+            e.table not in self.streams for e in purged
+        ):
+            return self.problem(ProblemKind.BLOCK_MODIFIED, seq)
+        for entry in purged:
+            named = self.named.get((entry.table, entry.row_id))
+            if (
+                named is None
+                or named.checkpoint != seq
+                or not named.used
+                or named.digest != entry.digest
+            ):
+                return self.problem(ProblemKind.CHECKPOINT_INVALID, seq, entry)
         self.last = Head(seq, digest)
         return None
 
@@ -281,7 +374,7 @@ def verify_chain(conn: Connection, chain: Chain, tick: Tick | None = None) -> Ch
                 problem = walk.end()
     finally:
         walk.close()
-    return ChainReport(chain, walk.last.seq, walk.rows, walk.last, problem)
+    return ChainReport(chain, walk.last.seq, walk.rows, walk.last, problem, walk.purged)
 
 
 ProgressFactory = Callable[[Chain, int], Tick | None]

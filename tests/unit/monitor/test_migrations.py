@@ -537,6 +537,16 @@ NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
             "created_at": T1,
         },
     ),
+    (
+        "legal_hold",
+        {
+            "scope": "conversation",
+            "value": "kf:wk1:wm1",
+            "reason": "诉讼",
+            "created_by": "admin",
+            "created_at": T1,
+        },
+    ),
 ]
 
 
