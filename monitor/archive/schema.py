@@ -36,6 +36,7 @@ from monitor.archive.writer import SQLITE_BEGIN_OPTION
 from monitor.errors import SchemaMismatch
 from monitor.log import storage_log
 from monitor.review import models as _review_models  # noqa: F401  (accounts, sessions, notes)
+from monitor.review import review_secrets as _review_secrets  # noqa: F401  (generated keys)
 
 if TYPE_CHECKING:
     from alembic.config import Config

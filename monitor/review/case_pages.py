@@ -21,6 +21,7 @@ from monitor.review.auth import client_address, current_reviewer, services_of
 from monitor.review.case_actions import ActionRequest, add_note, record_view, run_action
 from monitor.review.case_view import active_reviewers, load_cases
 from monitor.review.flash import done_flashes
+from monitor.review.pseudonyms import pseudonymiser_for
 from monitor.review.queue import STATE_LABELS, QueueFilter, load_queue
 from monitor.review.render import render_page
 from monitor.review.thread import MAX_SHOWN, load_thread
@@ -76,6 +77,7 @@ async def queue_page(request: web.Request) -> web.Response:
             "now": services.clock(),
             "conversation_url": conversation_url,
             "age": age,
+            "privacy": await pseudonymiser_for(request),
         },
     )
 
@@ -128,6 +130,7 @@ async def _render_conversation(
             "comment": comment,
             "more_context": min(max(context, 1) * 4, MAX_SHOWN),
             "all_context": MAX_SHOWN,
+            "privacy": await pseudonymiser_for(request),
         },
         status=status,
     )

@@ -33,3 +33,13 @@ class ReviewSettings:
     managers)."""
     media_dir: str = ""
     """The conversation archive's media store (``[msgaudit].media_dir``; "": no media served)."""
+    pseudonymise: bool = False
+    """Show customers' ids and names as pseudonyms until a reviewer reveals one, with a reason
+    (``monitor.review.pseudonyms``)."""
+    pseudonym_key: str = ""
+    """The pseudonyms' HMAC key; "": a random key generated once and kept in the database."""
+    reveal_minutes: int = 240
+    """How long a reviewer's reveal of one customer lasts."""
+    sample_rate: float = 0.0
+    """Share (0..1) of each staff member's conversations without hits in an ISO week that is
+    drawn for review (抽检, ``monitor.review.sampling``); 0 = off."""
