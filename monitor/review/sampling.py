@@ -260,10 +260,13 @@ def _insert(
     conn: Connection, alerts: Iterable[OpenAlert], week: IsoWeek, rate: float, now: datetime
 ) -> tuple[str, ...]:
     made: list[str] = []
-    statement = insert_ignore(conn.dialect, store.ALERTS, ["alert_id"])
+    # RETURNING, not rowcount: the PostgreSQL engine does not report a row count here.
+    statement = insert_ignore(conn.dialect, store.ALERTS, ["alert_id"]).returning(
+        store.ALERTS.c.alert_id
+    )
     for alert in alerts:
         values = {**store.alert_values(alert), "cards_sent": 0, "rules_version": ""}
-        if conn.execute(statement, values).rowcount != 1:
+        if conn.execute(statement, values).first() is None:
             continue  # another worker (or an earlier run) made it
         made.append(alert.alert_id)
         record_audit_event(
