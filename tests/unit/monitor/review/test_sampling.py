@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -302,3 +303,29 @@ async def test_rate_zero_makes_nothing(engine: Engine, writer: GroupCommitWriter
     assert report.created == () and report.picked == 0
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(store.ALERTS)).scalar_one() == 0
+
+
+async def test_workers_sampling_at_once_make_each_case_once(
+    engine: Engine, writer: GroupCommitWriter, database_url: str
+) -> None:
+    await _seed(writer)
+    now = WEEK.end + timedelta(hours=2)
+    others = [make_engine(database_url) for _ in range(2)]
+    try:
+        async with GroupCommitWriter(others[0]) as one, GroupCommitWriter(others[1]) as two:
+            reports = await asyncio.gather(
+                run_sampling(one, WEEK, 0.5, now),
+                run_sampling(two, WEEK, 0.5, now),
+                run_sampling(writer, WEEK, 0.5, now),
+            )
+    finally:
+        for other in others:
+            other.dispose()
+    made = [case for report in reports for case in report.created]
+    assert len(made) == len(set(made)) == reports[0].picked > 0
+    with engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(store.ALERTS)).scalar_one()
+        audits = conn.execute(
+            select(func.count()).select_from(AUDIT).where(AUDIT.c.action == "sample")
+        ).scalar_one()
+    assert stored == audits == len(made)
