@@ -418,6 +418,35 @@ def add_users_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     users_p.set_defaults(func=cmd_users)
 
 
+def cmd_review_sample(args: argparse.Namespace) -> int:
+    from monitor.review.sampling_cli import sample_command
+
+    config = _load(args)
+    return sample_command(
+        database_url=config.storage.database_url,
+        rate=config.review.sample_rate,
+        week=args.week,
+        stdout=sys.stdout,
+        stderr=sys.stderr,
+    )
+
+
+def add_review_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    review_p = sub.add_parser("review", help="the review web's jobs: the weekly sample (抽检)")
+    review_sub = review_p.add_subparsers(dest="review_command", required=True)
+    sample_p = review_sub.add_parser(
+        "sample",
+        help="draw one ISO week's sample of conversations without hits into the queue, once",
+    )
+    sample_p.add_argument(
+        "--week", metavar="YYYY-Www", help="the ISO week (UTC; default: the last complete one)"
+    )
+    sample_p.add_argument(
+        "--config", help="TOML config (default: config.toml, else config.example.toml)"
+    )
+    sample_p.set_defaults(func=cmd_review_sample)
+
+
 def cmd_msgaudit(args: argparse.Namespace) -> int:
     from bot.msgaudit.cli import msgaudit_command
 
@@ -513,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_archive_parser(sub)
     add_db_parser(sub)
     add_users_parser(sub)
+    add_review_parser(sub)
     add_msgaudit_parser(sub)
     return parser
 

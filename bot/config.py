@@ -53,6 +53,7 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "REDIS_URL": ("storage", "redis_url"),
     "SENTINEL_METRICS_TOKEN": ("metrics", "bearer_token"),
     "WECOM_MSGAUDIT_SECRET": ("msgaudit", "secret"),
+    "REVIEW_PSEUDONYM_KEY": ("review", "pseudonym_key"),
 }
 
 _AES_KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
@@ -308,6 +309,17 @@ class ReviewConfig:
     lockout_failures: int = 5
     #: ... when they fall within this many minutes; the lock lifts as the failures age out.
     lockout_minutes: int = 15
+    #: Share (0..1) of each staff member's conversations without any hit in an ISO week that
+    #: enters the queue as a sampled case (抽检), so reviewers see what the word list misses; 0 = off.
+    sample_rate: float = 0.0
+    #: Show customers' ids and names to reviewers as stable pseudonyms (客户-K7Q2M9XA) until a
+    #: reviewer reveals one, giving a reason (audited).
+    pseudonymise: bool = False
+    #: The pseudonyms' HMAC key (prefer env REVIEW_PSEUDONYM_KEY); "" = a random key generated
+    #: once and kept in the database. Changing it changes every pseudonym.
+    pseudonym_key: str = ""
+    #: How long one reveal lasts for the reviewer who made it.
+    reveal_minutes: int = 240
 
     def __post_init__(self) -> None:
         _check(self.path.startswith("/"), "[review].path", "must start with '/'")
@@ -324,6 +336,16 @@ class ReviewConfig:
         )
         _check(1 <= self.lockout_failures <= 100, "[review].lockout_failures", "must be 1..100")
         _check(1 <= self.lockout_minutes <= 1440, "[review].lockout_minutes", "must be 1..1440")
+        _check(0.0 <= self.sample_rate <= 1.0, "[review].sample_rate", "must be 0..1 (a share)")
+        _check(
+            isinstance(self.pseudonymise, bool), "[review].pseudonymise", "must be true or false"
+        )
+        _check(
+            not self.pseudonym_key or len(self.pseudonym_key) >= 32,
+            "[review].pseudonym_key",
+            "must be at least 32 characters (env REVIEW_PSEUDONYM_KEY), or empty",
+        )
+        _check(1 <= self.reveal_minutes <= 1440, "[review].reveal_minutes", "must be 1..1440")
         _check(
             not self.public_url or self.public_url.startswith(("https://", "http://")),
             "[review].public_url",

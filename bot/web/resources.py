@@ -34,6 +34,7 @@ from bot.inbound.split_window import (
 from bot.kf.resource import kf_ctx
 from bot.log import pipeline_log, server_log
 from bot.msgaudit.resource import msgaudit_ctx
+from bot.sampling_task import sampling_ctx
 from bot.sandbox.transport import SandboxTransport
 from bot.shared_state import create_redis
 from bot.web.keys import (
@@ -240,6 +241,10 @@ def review_settings(config: Config) -> ReviewSettings:
         media_dir=config.msgaudit.media_dir,
         rule_paths=tuple(config.rules.paths),
         rules_reload_s=config.rules.reload_interval_s,
+        pseudonymise=review.pseudonymise,
+        pseudonym_key=review.pseudonym_key,
+        reveal_minutes=review.reveal_minutes,
+        sample_rate=review.sample_rate,
     )
 
 
@@ -312,6 +317,7 @@ RESOURCES = (
     alerts_ctx,
     review_ctx,
     anchor_ctx,
+    sampling_ctx,
     pipeline_ctx,
     kf_ctx,
     msgaudit_ctx,

@@ -26,7 +26,7 @@ from monitor.alerts.models import (
     OutboxStatus,
     RecipientSendRecord,
 )
-from monitor.alerts.policy import AlertPolicy, AlertStatus
+from monitor.alerts.policy import AlertKind, AlertPolicy, AlertStatus
 
 __all__ = [
     "ROBOT_RECIPIENT",
@@ -247,6 +247,8 @@ def escalate_due(
             and_(
                 store.ALERTS.c.status == AlertStatus.OPEN.value,
                 store.ALERTS.c.escalated.is_(False),
+                # Sampled cases are never escalated by time (their ``limit`` slots are real alerts').
+                store.ALERTS.c.kind != AlertKind.SAMPLE.value,
                 store.ALERTS.c.first_at <= now - timedelta(seconds=after),
             )
         )

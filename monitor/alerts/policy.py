@@ -60,10 +60,13 @@ class AlertSettings(Protocol):
 
 
 class AlertKind(StrEnum):
-    """Whose message raised the alert: a customer at risk, or staff misconduct."""
+    """Whose message raised the alert: a customer at risk, or staff misconduct; or no message
+    at all: a conversation without hits drawn for review (抽检, ``monitor.review.sampling``)."""
 
     CUSTOMER_RISK = "customer_risk"
     STAFF_MISCONDUCT = "staff_misconduct"
+    SAMPLE = "sample"
+    """A sampled case: reviewers only, never a card to managers, never escalated by time."""
 
 
 class AlertStatus(StrEnum):
@@ -323,7 +326,11 @@ class AlertPolicy:
         return Decision(action, joined, added)
 
     def due_escalations(self, open_alerts: Iterable[OpenAlert], now: datetime) -> list[Escalation]:
-        """Open (unclaimed), not yet escalated alerts whose ``first_at`` is ``escalate_after_s`` ago, oldest first."""
+        """Open (unclaimed), not yet escalated alerts whose ``first_at`` is ``escalate_after_s`` ago, oldest first.
+
+        Sampled cases (:attr:`AlertKind.SAMPLE`) are never escalated by time: nobody was alerted
+        about them, and a reviewer's 升级 is their only way to managers.
+        """
         after = self.config.escalate_after_s
         to = _unique(self.config.escalate_to)
         if after <= 0 or not to:
@@ -332,6 +339,7 @@ class AlertPolicy:
             a
             for a in open_alerts
             if a.status is AlertStatus.OPEN
+            and a.kind is not AlertKind.SAMPLE
             and not a.escalated
             and (now - a.first_at).total_seconds() >= after
         ]

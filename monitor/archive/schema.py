@@ -38,6 +38,7 @@ from monitor.errors import SchemaMismatch
 from monitor.log import storage_log
 from monitor.review import models as _review_models  # noqa: F401  (accounts, sessions, notes)
 from monitor.review import proposal_models as _proposal_models  # noqa: F401  (allow proposals)
+from monitor.review import review_secrets as _review_secrets  # noqa: F401  (generated keys)
 
 if TYPE_CHECKING:
     from alembic.config import Config

@@ -1,6 +1,10 @@
-"""``GET <path>/conversations/{id}/export?format=csv|jsonl``: one conversation as a download.
+"""One conversation as a download: ``GET <path>/conversations/{id}?export=csv|jsonl`` (the link the
+conversation page shows: it names no conversation, so a pseudonymised page stays free of customer
+ids) or ``GET <path>/conversations/{id}/export?format=csv|jsonl``.
 
-Any reviewer may export a conversation they may view. The rows and formats are those of
+Any reviewer may export a conversation they may view. Under pseudonymised review the file is
+pseudonymised as the page is (:meth:`monitor.review.pseudonyms.Pseudonymiser.export_row`): the
+customer in each conversation id and each customer sender, and the file's name. The rows and formats are those of
 ``archive export`` (:mod:`monitor.archive.export`: CSV UTF-8 with a BOM for Excel, formula
 cells neutralised; JSON lines), times in Beijing time. The body is streamed
 (``web.StreamResponse``), read a page of :data:`PAGE_ROWS` messages at a time in a thread, so a
@@ -33,6 +37,7 @@ from monitor.archive.export import (
     jsonl_lines,
 )
 from monitor.review.auth import current_reviewer, services_of, web_audit_event
+from monitor.review.pseudonyms import pseudonymiser_for
 
 __all__ = ["PAGE_ROWS", "add_case_export_routes", "download_name", "export_conversation"]
 
@@ -72,12 +77,19 @@ def _page(conn: Connection, conversation_id: str, after: int) -> list[ExportRow]
         rows.close()
 
 
-async def export_conversation(request: web.Request) -> web.StreamResponse:
+async def _export_route(request: web.Request) -> web.StreamResponse:
+    return await export_conversation(
+        request, request.match_info["conversation_id"], request.query.get("format", "csv")
+    )
+
+
+async def export_conversation(
+    request: web.Request, conversation_id: str, fmt: str
+) -> web.StreamResponse:
     """Stream one conversation's messages as CSV or JSON lines (see the module docstring)."""
-    fmt = request.query.get("format", "csv")
     if fmt not in _TYPES:
         raise web.HTTPBadRequest(text="导出格式只能是 csv 或 jsonl")
-    conversation_id = request.match_info["conversation_id"]
+    privacy = await pseudonymiser_for(request)
     services = services_of(request)
     reviewer = current_reviewer(request)
     total = await _read(
@@ -97,7 +109,7 @@ async def export_conversation(request: web.Request) -> web.StreamResponse:
         headers={
             "Content-Type": f"{_TYPES[fmt]}; charset=utf-8",
             "Content-Disposition": _disposition(
-                download_name(conversation_id, fmt, services.clock()), fmt
+                download_name(privacy.conversation(conversation_id), fmt, services.clock()), fmt
             ),
             "Cache-Control": "no-store",
         }
@@ -112,13 +124,14 @@ async def export_conversation(request: web.Request) -> web.StreamResponse:
         )
         if not rows:
             break
+        after = rows[-1].id
+        rows = [privacy.export_row(row) for row in rows]
         data = csv_lines(rows, tz=_TZ) if fmt == "csv" else jsonl_lines(rows, tz=_TZ)
         await response.write(data)
-        after = rows[-1].id
     await response.write_eof()
     return response
 
 
 def add_case_export_routes(app: web.Application) -> None:
     """Register the export route; before the conversation page's (its pattern takes any path)."""
-    app.router.add_get("/conversations/{conversation_id:.+}/export", export_conversation)
+    app.router.add_get("/conversations/{conversation_id:.+}/export", _export_route)

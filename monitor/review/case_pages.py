@@ -18,9 +18,11 @@ from sqlalchemy import Connection, Engine
 
 from monitor.alerts import store
 from monitor.review.auth import client_address, current_reviewer, services_of
+from monitor.review.case_export import export_conversation
 from monitor.review.case_actions import ActionRequest, add_note, record_view, run_action
 from monitor.review.case_view import active_reviewers, load_cases
 from monitor.review.flash import done_flashes
+from monitor.review.pseudonyms import pseudonymiser_for
 from monitor.review.queue import STATE_LABELS, QueueFilter, load_queue
 from monitor.review.render import render_page
 from monitor.review.thread import MAX_SHOWN, load_thread
@@ -76,13 +78,17 @@ async def queue_page(request: web.Request) -> web.Response:
             "now": services.clock(),
             "conversation_url": conversation_url,
             "age": age,
+            "privacy": await pseudonymiser_for(request),
         },
     )
 
 
-async def conversation_page(request: web.Request) -> web.Response:
-    """``GET /review/conversations/{id}``: the thread around its hits, and its cases."""
+async def conversation_page(request: web.Request) -> web.StreamResponse:
+    """``GET /review/conversations/{id}``: the thread around its hits, and its cases (with
+    ``?export=csv|jsonl``: the conversation as a download, ``monitor.review.case_export``)."""
     conversation_id = request.match_info["conversation_id"]
+    if "export" in request.query:
+        return await export_conversation(request, conversation_id, request.query["export"])
     return await _render_conversation(request, conversation_id)
 
 
@@ -128,6 +134,7 @@ async def _render_conversation(
             "comment": comment,
             "more_context": min(max(context, 1) * 4, MAX_SHOWN),
             "all_context": MAX_SHOWN,
+            "privacy": await pseudonymiser_for(request),
         },
         status=status,
     )

@@ -45,6 +45,13 @@ ACTION_LABELS = {
     "reopen": "重新打开",
     "note": "备注",
     "view": "查看",
+    "sample": "抽检选中",
+    "reveal": "查看客户身份",
+}
+_KIND_LABELS = {
+    AlertKind.CUSTOMER_RISK: "客户风险",
+    AlertKind.STAFF_MISCONDUCT: "员工违规",
+    AlertKind.SAMPLE: "抽检",
 }
 _SOURCES = {"card": "企业微信卡片", "web": "审核后台", "cli": "命令行", "system": "系统"}
 _OUTBOX_LABELS = {
@@ -112,7 +119,12 @@ class Case:
 
     @property
     def audience_label(self) -> str:
-        return "客户风险" if self.kind is AlertKind.CUSTOMER_RISK else "员工违规"
+        return _KIND_LABELS[self.kind]
+
+    @property
+    def sampled(self) -> bool:
+        """Drawn for review without a hit (抽检)."""
+        return self.kind is AlertKind.SAMPLE
 
 
 def load_cases(conn: Connection, conversation_id: str) -> list[Case]:

@@ -35,6 +35,7 @@ DONE_TEXTS: dict[str, Flash] = {
     "escalate": Flash("ok", "已升级，升级卡片已发出"),
     "reopen": Flash("ok", "已重新打开"),
     "note": Flash("ok", "备注已保存"),
+    "reveal": Flash("ok", "已显示该客户的真实身份（已记入审计日志）"),
 }
 """``?done=`` codes and what they show; add the codes your pages redirect with."""
 

@@ -29,6 +29,7 @@ from monitor.review.auth import (
 )
 from monitor.review.flash import Flash
 from monitor.review.render import render_page
+from monitor.review.pseudonyms import pseudonymiser_for
 
 __all__ = ["DONE", "add_hold_routes"]
 
@@ -83,6 +84,9 @@ async def add_hold(request: web.Request) -> web.Response:
     admin = require_admin(request)
     form = await request.post()
     values = {name: str(form.get(name, "")) for name in ("scope", "value", "reason")}
+    if "value_ref" in form:  # a pseudonymised conversation page seals the conversation id
+        privacy = await pseudonymiser_for(request)
+        values["value"] = privacy.unseal(str(form["value_ref"])) or ""
     services = services_of(request)
     now = services.clock()
     address = client_address(request)

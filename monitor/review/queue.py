@@ -21,6 +21,8 @@ from monitor.review.params import date_param, day_range, int_param, link_query, 
 from rules.models import Severity
 
 __all__ = [
+    "AUDIENCES",
+    "KIND_LABELS",
     "OPEN_STATES",
     "STATE_LABELS",
     "QueueFilter",
@@ -42,8 +44,18 @@ STATE_LABELS = {
     AlertStatus.FALSE_POSITIVE: "误报",
 }
 
-AUDIENCES = {"customer": AlertKind.CUSTOMER_RISK, "staff": AlertKind.STAFF_MISCONDUCT}
-"""The queue's audience filter: whose words raised the case."""
+AUDIENCES = {
+    "customer": AlertKind.CUSTOMER_RISK,
+    "staff": AlertKind.STAFF_MISCONDUCT,
+    "sample": AlertKind.SAMPLE,
+}
+"""The queue's audience filter: whose words raised the case, or a sampled case (抽检)."""
+
+KIND_LABELS = {
+    AlertKind.CUSTOMER_RISK: "客户",
+    AlertKind.STAFF_MISCONDUCT: "员工",
+    AlertKind.SAMPLE: "抽检",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +69,7 @@ class QueueFilter:
     exact_severity: int | None = None
     """Exactly this severity (1..4): the dashboard's links to one severity's cases."""
     audience: str = ""
-    """``customer`` or ``staff``."""
+    """``customer``, ``staff`` or ``sample`` (抽检: drawn without a hit)."""
     word: str = ""
     staff: str = ""
     assignee: str = ""
@@ -129,7 +141,12 @@ class QueueRow:
 
     @property
     def audience_label(self) -> str:
-        return "客户" if self.kind is AlertKind.CUSTOMER_RISK else "员工"
+        return KIND_LABELS[self.kind]
+
+    @property
+    def sampled(self) -> bool:
+        """Drawn for review without a hit (抽检)."""
+        return self.kind is AlertKind.SAMPLE
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,6 +17,7 @@ from monitor.review.case_pages import add_case_page_routes
 from monitor.review.dashboard_pages import add_dashboard_routes
 from monitor.review.holds_pages import add_hold_routes
 from monitor.review.media_pages import add_media_routes
+from monitor.review.reveal_pages import add_privacy_routes
 
 __all__ = ["add_case_routes"]
 
@@ -30,3 +31,4 @@ def add_case_routes(app: web.Application) -> None:
     add_media_routes(app)
     add_dashboard_routes(app)
     add_allowlist_routes(app)
+    add_privacy_routes(app)

@@ -37,3 +37,13 @@ class ReviewSettings:
     """``[rules].paths``: where the allow-list pages find (and admins change) a group's file."""
     rules_reload_s: float = 2.0
     """``[rules].reload_interval_s``: how soon every worker picks up a changed rule file."""
+    pseudonymise: bool = False
+    """Show customers' ids and names as pseudonyms until a reviewer reveals one, with a reason
+    (``monitor.review.pseudonyms``)."""
+    pseudonym_key: str = ""
+    """The pseudonyms' HMAC key; "": a random key generated once and kept in the database."""
+    reveal_minutes: int = 240
+    """How long a reviewer's reveal of one customer lasts."""
+    sample_rate: float = 0.0
+    """Share (0..1) of each staff member's conversations without hits in an ISO week that is
+    drawn for review (抽检, ``monitor.review.sampling``); 0 = off."""

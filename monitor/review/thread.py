@@ -121,6 +121,11 @@ class ThreadMessage:
         return SPEAKERS.get(self.direction, "系统")
 
     @property
+    def customer_id(self) -> str:
+        """The author's id when a customer wrote it (what a pseudonymised page hides), else ""."""
+        return self.from_user if self.direction == "customer" else ""
+
+    @property
     def has_text(self) -> bool:
         return bool(self.segments)
 
@@ -155,6 +160,12 @@ class Thread:
     @property
     def complete(self) -> bool:
         return self.shown == self.total
+
+    @property
+    def customer_ids(self) -> list[str]:
+        """The customers who wrote the shown messages (their ids, each once)."""
+        found = (i.customer_id for i in self.items if isinstance(i, ThreadMessage))
+        return list(dict.fromkeys(c for c in found if c))
 
 
 def segments(text: str, spans: Iterable[tuple[int, int, str]]) -> tuple[Segment, ...]:

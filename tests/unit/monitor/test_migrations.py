@@ -547,6 +547,7 @@ NEW_ROWS: list[tuple[str, dict[str, Any]]] = [
             "created_at": T1,
         },
     ),
+    ("review_secret", {"name": "sample_key", "value": "a2V5", "created_at": T1}),
 ]
 
 
