@@ -1,0 +1,416 @@
+"""Full-text search of archived messages: filters, the SQL they make, and a runner.
+
+**What matches.** A message matches a query ``q`` (1..64 characters, any script) when its
+``content`` contains ``q`` as a substring, ASCII letters compared case-insensitively and nothing
+else normalised (no full-width folding, no Unicode case folding, no segmentation): exactly what
+``fold(content) LIKE '%' || fold(q) || '%'`` finds with ``%``, ``_`` and ``\\`` escaped, where
+:func:`~monitor.archive.search_index.fold` lower-cases A-Z only. ``维权`` finds ``我要维权了``;
+``％`` does not find ``%``; ``a_b`` finds only ``a_b``.
+
+**How.** The gram index (:mod:`monitor.archive.search_index`) gives candidates, newest first; for
+a query of 3 or more characters each candidate is rechecked on its real text (``instr`` on SQLite,
+``strpos`` on PostgreSQL), since its bigrams may be apart. A query with a narrow filter
+(conversation, hit word, severity, case state) reads that filter's messages instead and rechecks
+every one: they are few, while a common query's candidates are many.
+
+**Filters** combine with the query and with each other (AND): the sender as staff member
+(``from_user``, any direction but ``customer``) or as customer (``direction = 'customer'``), the
+conversation id, the UTC days the archive received it (``received_at``), a hit of a word (its
+canonical spelling), a hit of at least a severity, and the state of a case (alert) the message is
+linked to (``alert_message``). An empty query with filters lists the filtered messages.
+
+Results are newest first (by message id, i.e. archive order), ``page_size`` per page; the total
+is counted up to :data:`COUNT_CAP` and then shown as "1,000+".
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from markupsafe import Markup, escape
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    cast,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+)
+from sqlalchemy.dialects.postgresql import TSQUERY
+
+from monitor.alerts.models import AlertMessageLink, AlertRecord
+from monitor.alerts.policy import AlertStatus
+from monitor.archive.export import ExportHit, ExportRow
+from monitor.archive.models import HitRecord, MessageRecord
+from monitor.archive.search_index import INDEX_TABLE, fold, query_tokens
+
+__all__ = [
+    "COUNT_CAP",
+    "OPEN_STATE",
+    "QUERY_MAX",
+    "SearchFilter",
+    "SearchPage",
+    "SearchResult",
+    "count_statement",
+    "export_chunk",
+    "export_chunks",
+    "search_messages",
+    "search_statement",
+    "snippet",
+]
+
+COUNT_CAP = 1000
+"""Totals are counted up to this many matches; beyond, a page says "1,000+"."""
+
+QUERY_MAX = 64
+"""Longest query, in characters (a longer one is cut)."""
+
+OPEN_STATE = "active"
+"""The case-state filter value for any open case (待处理, 已认领, 已升级)."""
+
+_OPEN = (AlertStatus.OPEN.value, AlertStatus.CLAIMED.value, AlertStatus.ESCALATED.value)
+
+_M: Table = MessageRecord.__table__
+_HITS: Table = HitRecord.__table__
+_LINKS: Table = AlertMessageLink.__table__
+_ALERTS: Table = AlertRecord.__table__
+_FTS = table(INDEX_TABLE, column("rowid"))
+_PG_INDEX = table(INDEX_TABLE, column("message_id"), column("grams"))
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+_COLUMNS = (
+    _M.c.id,
+    _M.c.conversation_id,
+    _M.c.from_user,
+    _M.c.direction,
+    _M.c.channel,
+    _M.c.msg_type,
+    _M.c.event,
+    _M.c.create_time,
+    _M.c.received_at,
+    _M.c.content,
+    _M.c.rules_version,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchFilter:
+    """A search: the query and its filters; every field empty lists nothing."""
+
+    text: str = ""
+    staff: str = ""
+    customer: str = ""
+    conversation: str = ""
+    since: date | None = None
+    until: date | None = None
+    word: str = ""
+    severity: int | None = None
+    """At least this severity (1..4) on one of the message's hits."""
+    state: str = ""
+    """A case state (:class:`AlertStatus` value) or :data:`OPEN_STATE`; "" for any."""
+    page: int = 1
+
+    @property
+    def filtered(self) -> bool:
+        """Some filter besides the query is set."""
+        return any(
+            (
+                self.staff,
+                self.customer,
+                self.conversation,
+                self.since,
+                self.until,
+                self.word,
+                self.severity,
+                self.state,
+            )
+        )
+
+    @property
+    def empty(self) -> bool:
+        """Neither a query nor a filter: nothing to search for."""
+        return not self.text and not self.filtered
+
+    def query(self, **changes: Any) -> dict[str, str]:
+        """The non-empty fields as query parameters (for links that keep the search)."""
+        values = {
+            "q": self.text,
+            "staff": self.staff,
+            "customer": self.customer,
+            "conversation": self.conversation,
+            "since": self.since.isoformat() if self.since else "",
+            "until": self.until.isoformat() if self.until else "",
+            "word": self.word,
+            "severity": "" if self.severity is None else str(self.severity),
+            "state": self.state,
+            "page": "" if self.page == 1 else str(self.page),
+        }
+        merged = {**values, **{key: str(value) for key, value in changes.items()}}
+        return {key: value for key, value in merged.items() if value}
+
+    def audit_detail(self) -> dict[str, str]:
+        """The search as its audit row records it (the query and every filter set)."""
+        return self.query(page="")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    """One matching message."""
+
+    id: int
+    conversation_id: str
+    from_user: str
+    direction: str
+    create_time: int
+    received_at: datetime
+    content: str
+    msg_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    """One page of results and the (capped) total."""
+
+    results: list[SearchResult]
+    total: int
+    """Matches counted, at most :data:`COUNT_CAP` + 1."""
+    page: int
+    page_size: int
+
+    @property
+    def capped(self) -> bool:
+        """More matches than :data:`COUNT_CAP`: the total shows as "1,000+"."""
+        return self.total > COUNT_CAP
+
+    @property
+    def total_label(self) -> str:
+        return f"{COUNT_CAP:,}+" if self.capped else f"{self.total:,}"
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(min(self.total, COUNT_CAP) / self.page_size))
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages or (self.capped and len(self.results) == self.page_size)
+
+
+def _narrow(wanted: SearchFilter) -> bool:
+    """A filter whose messages are few: read them and recheck, rather than the gram index."""
+    return bool(wanted.conversation or wanted.word or wanted.severity or wanted.state)
+
+
+def _filters(wanted: SearchFilter) -> list[ColumnElement[bool]]:
+    m = _M.c
+    parts: list[ColumnElement[bool]] = []
+    if wanted.staff:
+        parts.append(m.from_user == wanted.staff)
+        parts.append(func.coalesce(m.direction, "") != "customer")
+    if wanted.customer:
+        parts.append(m.from_user == wanted.customer)
+        parts.append(m.direction == "customer")
+    if wanted.conversation:
+        parts.append(m.conversation_id == wanted.conversation)
+    if wanted.since is not None:
+        parts.append(m.received_at >= datetime.combine(wanted.since, time(), UTC))
+    if wanted.until is not None:
+        parts.append(
+            m.received_at < datetime.combine(wanted.until, time(), UTC) + timedelta(days=1)
+        )
+    if wanted.word or wanted.severity:
+        hit_where: list[ColumnElement[bool]] = []
+        if wanted.word:
+            hit_where.append(_HITS.c.word == wanted.word)
+        if wanted.severity:
+            hit_where.append(_HITS.c.severity >= wanted.severity)
+        parts.append(m.id.in_(select(_HITS.c.message_id).where(*hit_where)))
+    if wanted.state:
+        states = _OPEN if wanted.state == OPEN_STATE else (wanted.state,)
+        parts.append(
+            m.id.in_(
+                select(_LINKS.c.message_id)
+                .join(_ALERTS, _ALERTS.c.alert_id == _LINKS.c.alert_id)
+                .where(_ALERTS.c.status.in_(states))
+            )
+        )
+    return parts
+
+
+def _recheck(dialect: str, needle: str) -> ColumnElement[bool]:
+    """The real text holds ``needle`` (already folded), ASCII letters case-insensitively."""
+    content = _M.c.content
+    if dialect == "postgresql":
+        folded = func.translate(content, _UPPER, _UPPER.lower())
+        return func.strpos(folded, literal(needle)) > 0
+    # SQLite's built-in lower() folds ASCII letters only: the same folding as fold().
+    return func.instr(func.lower(content), literal(needle)) > 0
+
+
+def search_statement(
+    dialect: str,
+    wanted: SearchFilter,
+    *,
+    limit: int | None,
+    offset: int = 0,
+    before_id: int | None = None,
+) -> Select[Any]:
+    """The SELECT of the messages ``wanted`` finds, newest first (``dialect``: ``sqlite`` or
+    ``postgresql``); ``before_id`` keeps only older ids (the export's keyset paging)."""
+    needle = fold(wanted.text)
+    where = _filters(wanted)
+    if before_id is not None:
+        where.append(_M.c.id < before_id)
+    tokens = query_tokens(needle)
+    order = _M.c.id.desc()
+    if not tokens:
+        stmt = select(*_COLUMNS).where(*where)
+    elif _narrow(wanted):
+        stmt = select(*_COLUMNS).where(*where, _recheck(dialect, needle))
+    else:
+        if len(needle) > 2:  # bigrams may be apart: check the text itself
+            where.append(_recheck(dialect, needle))
+        if dialect == "postgresql":
+            lexemes = " & ".join(f"'{token}'" for token in tokens)  # tokens are [0-9a-fx]
+            stmt = (
+                select(*_COLUMNS)
+                .select_from(_PG_INDEX.join(_M, _M.c.id == _PG_INDEX.c.message_id))
+                .where(
+                    _PG_INDEX.c.grams.op("@@")(cast(literal(lexemes), TSQUERY)),
+                    *where,
+                )
+            )
+        else:
+            match = " ".join(f'"{token}"' for token in tokens)
+            stmt = (
+                select(*_COLUMNS)
+                .select_from(_FTS.join(_M, _M.c.id == _FTS.c.rowid))
+                .where(literal_column(INDEX_TABLE).op("MATCH")(literal(match)), *where)
+            )
+            order = _FTS.c.rowid.desc()  # FTS5 walks its doclists newest first itself
+    stmt = stmt.order_by(order)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return stmt
+
+
+def count_statement(dialect: str, wanted: SearchFilter, *, cap: int = COUNT_CAP) -> Select[Any]:
+    """``SELECT count(*)`` of at most ``cap`` + 1 matches: stops early on a common query."""
+    inner = search_statement(dialect, wanted, limit=cap + 1).order_by(None).subquery()
+    return select(func.count()).select_from(inner)
+
+
+def _result(row: Any) -> SearchResult:
+    return SearchResult(
+        id=row.id,
+        conversation_id=row.conversation_id or "",
+        from_user=row.from_user,
+        direction=row.direction or "",
+        create_time=row.create_time,
+        received_at=row.received_at,
+        content=row.content or "",
+        msg_type=row.msg_type,
+    )
+
+
+def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 50) -> SearchPage:
+    """One page of what ``wanted`` finds, and the total up to :data:`COUNT_CAP` + 1.
+
+    An empty search (no query, no filter) finds nothing, without touching the database.
+    """
+    if wanted.empty:
+        return SearchPage([], 0, 1, page_size)
+    dialect = conn.dialect.name
+    total = int(conn.execute(count_statement(dialect, wanted)).scalar_one())
+    last = max(1, math.ceil(min(total, COUNT_CAP + page_size) / page_size))
+    page = min(wanted.page, last) if total <= COUNT_CAP else wanted.page
+    rows = conn.execute(
+        search_statement(dialect, wanted, limit=page_size, offset=(page - 1) * page_size)
+    )
+    return SearchPage([_result(row) for row in rows], total, page, page_size)
+
+
+def _hits_of(conn: Connection, ids: list[int]) -> dict[int, tuple[ExportHit, ...]]:
+    found: dict[int, list[ExportHit]] = {}
+    h = _HITS.c
+    query = (
+        select(h.message_id, h.word, h.rule_group, h.severity, h.span_start, h.span_end)
+        .where(h.message_id.in_(ids))
+        .order_by(h.message_id, h.span_start, h.id)
+    )
+    for message_id, word, group, severity, start, end in conn.execute(query):
+        found.setdefault(message_id, []).append(ExportHit(word, group, severity, start, end))
+    return {message_id: tuple(hits) for message_id, hits in found.items()}
+
+
+def export_chunk(
+    conn: Connection, wanted: SearchFilter, *, before_id: int | None, size: int
+) -> list[ExportRow]:
+    """The next ``size`` matches older than ``before_id`` (all when None), as export rows."""
+    rows = conn.execute(
+        search_statement(conn.dialect.name, wanted, limit=size, before_id=before_id)
+    ).all()
+    hits = _hits_of(conn, [row.id for row in rows])
+    return [
+        ExportRow(
+            id=row.id,
+            received_at=row.received_at,
+            create_time=row.create_time,
+            channel=row.channel,
+            conversation=row.conversation_id,
+            sender=row.from_user,
+            direction=row.direction,
+            msg_type=row.msg_type,
+            event=row.event,
+            text=row.content,
+            rules_version=row.rules_version,
+            hits=hits.get(row.id, ()),
+        )
+        for row in rows
+    ]
+
+
+def export_chunks(
+    conn: Connection, wanted: SearchFilter, *, size: int = 500
+) -> Iterator[list[ExportRow]]:
+    """Every match, newest first, ``size`` at a time (keyset paging: one query per chunk)."""
+    before: int | None = None
+    while True:
+        chunk = export_chunk(conn, wanted, before_id=before, size=size)
+        if not chunk:
+            return
+        yield chunk
+        if len(chunk) < size:
+            return
+        before = chunk[-1].id
+
+
+def snippet(content: str, query: str, *, before: int = 30, after: int = 60) -> Markup:
+    """``content`` around the first occurrence of ``query`` (as search matches it), that text
+    wrapped in ``<mark>`` and everything escaped; the start of ``content`` when not found."""
+    at = fold(content).find(fold(query)) if query else -1
+    if at < 0:
+        cut = content[: before + after]
+        return escape(cut) + (Markup("…") if len(content) > len(cut) else Markup(""))
+    end = at + len(query)
+    start = max(0, at - before)
+    stop = min(len(content), end + after)
+    return (
+        (Markup("…") if start > 0 else Markup(""))
+        + escape(content[start:at])
+        + Markup("<mark>")
+        + escape(content[at:end])
+        + Markup("</mark>")
+        + escape(content[end:stop])
+        + (Markup("…") if stop < len(content) else Markup(""))
+    )
