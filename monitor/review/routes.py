@@ -10,6 +10,7 @@ from aiohttp import web
 from monitor.review.audit_log import add_audit_log_routes
 from monitor.review.case_pages import add_case_page_routes
 from monitor.review.media_pages import add_media_routes
+from monitor.review.search_pages import add_search_routes
 
 __all__ = ["add_case_routes"]
 
@@ -19,3 +20,4 @@ def add_case_routes(app: web.Application) -> None:
     add_case_page_routes(app)
     add_audit_log_routes(app)
     add_media_routes(app)
+    add_search_routes(app)
