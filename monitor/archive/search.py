@@ -63,6 +63,7 @@ __all__ = [
     "count_statement",
     "export_chunk",
     "export_chunks",
+    "id_bounds",
     "search_messages",
     "search_statement",
     "snippet",
@@ -204,9 +205,29 @@ class SearchPage:
         return self.page < self.pages or (self.capped and len(self.results) == self.page_size)
 
 
-def _narrow(wanted: SearchFilter) -> bool:
-    """A filter whose messages are few: read them and recheck, rather than the gram index."""
-    return bool(wanted.conversation or wanted.word or wanted.severity or wanted.state)
+def _candidates(wanted: SearchFilter) -> Select[Any] | None:
+    """The ids of the narrowest filter set (None: no narrow filter), to drive the query from."""
+    m = _M.c
+    if wanted.conversation:
+        return select(m.id.label("id")).where(m.conversation_id == wanted.conversation)
+    if wanted.staff or wanted.customer:
+        return select(m.id.label("id")).where(m.from_user == (wanted.staff or wanted.customer))
+    if wanted.word or wanted.severity:
+        hit_where: list[ColumnElement[bool]] = []
+        if wanted.word:
+            hit_where.append(_HITS.c.word == wanted.word)
+        if wanted.severity:
+            hit_where.append(_HITS.c.severity >= wanted.severity)
+        return select(_HITS.c.message_id.label("id")).where(*hit_where).distinct()
+    if wanted.state:
+        states = _OPEN if wanted.state == OPEN_STATE else (wanted.state,)
+        return (
+            select(_LINKS.c.message_id.label("id"))
+            .join(_ALERTS, _ALERTS.c.alert_id == _LINKS.c.alert_id)
+            .where(_ALERTS.c.status.in_(states))
+            .distinct()
+        )
+    return None
 
 
 def _filters(wanted: SearchFilter) -> list[ColumnElement[bool]]:
@@ -221,11 +242,9 @@ def _filters(wanted: SearchFilter) -> list[ColumnElement[bool]]:
     if wanted.conversation:
         parts.append(m.conversation_id == wanted.conversation)
     if wanted.since is not None:
-        parts.append(m.received_at >= datetime.combine(wanted.since, time(), UTC))
+        parts.append(m.received_at >= _day_start(wanted.since))
     if wanted.until is not None:
-        parts.append(
-            m.received_at < datetime.combine(wanted.until, time(), UTC) + timedelta(days=1)
-        )
+        parts.append(m.received_at < _day_start(wanted.until) + timedelta(days=1))
     if wanted.word or wanted.severity:
         hit_where: list[ColumnElement[bool]] = []
         if wanted.word:
@@ -245,14 +264,28 @@ def _filters(wanted: SearchFilter) -> list[ColumnElement[bool]]:
     return parts
 
 
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
 def _recheck(dialect: str, needle: str) -> ColumnElement[bool]:
     """The real text holds ``needle`` (already folded), ASCII letters case-insensitively."""
-    content = _M.c.content
+    content: ColumnElement[Any] = _M.c.content
+    if not any("a" <= char <= "z" for char in needle):
+        # No ASCII letter in the needle: a folded match is a plain one (folding changes letters
+        # only), so the text need not be folded row by row.
+        pass
+    elif dialect == "postgresql":
+        content = func.translate(content, _UPPER, _UPPER.lower())
+    else:
+        content = func.lower(content)  # SQLite's built-in lower() folds A-Z only, as fold() does
     if dialect == "postgresql":
-        folded = func.translate(content, _UPPER, _UPPER.lower())
-        return func.strpos(folded, literal(needle)) > 0
-    # SQLite's built-in lower() folds ASCII letters only: the same folding as fold().
-    return func.instr(func.lower(content), literal(needle)) > 0
+        return func.strpos(content, literal(needle)) > 0
+    return func.instr(content, literal(needle)) > 0
+
+
+IdBounds = tuple[int, int]
+"""``(lowest, highest)`` message id worth reading; see :func:`id_bounds`."""
 
 
 def search_statement(
@@ -262,41 +295,44 @@ def search_statement(
     limit: int | None,
     offset: int = 0,
     before_id: int | None = None,
+    bounds: IdBounds | None = None,
 ) -> Select[Any]:
     """The SELECT of the messages ``wanted`` finds, newest first (``dialect``: ``sqlite`` or
-    ``postgresql``); ``before_id`` keeps only older ids (the export's keyset paging)."""
+    ``postgresql``); ``before_id`` keeps only older ids (the export's keyset paging); ``bounds``
+    (:func:`id_bounds`) limits the ids read for a date range, which stays checked exactly."""
     needle = fold(wanted.text)
     where = _filters(wanted)
-    if before_id is not None:
-        where.append(_M.c.id < before_id)
     tokens = query_tokens(needle)
-    order = _M.c.id.desc()
-    if not tokens:
-        stmt = select(*_COLUMNS).where(*where)
-    elif _narrow(wanted):
-        stmt = select(*_COLUMNS).where(*where, _recheck(dialect, needle))
+    candidates = _candidates(wanted)
+    rowid: ColumnElement[Any] = _M.c.id
+    if tokens and candidates is not None:
+        # A narrow filter: read its messages, newest first, and check each one's text.
+        # MATERIALIZED: the filter's ids are read once, not re-planned into a scan of every message.
+        driver = candidates.cte("candidates").prefix_with("MATERIALIZED")
+        rowid = driver.c.id
+        where.append(_recheck(dialect, needle))
+        stmt = select(*_COLUMNS).select_from(driver.join(_M, _M.c.id == driver.c.id))
+    elif not tokens:
+        stmt = select(*_COLUMNS)
     else:
         if len(needle) > 2:  # bigrams may be apart: check the text itself
             where.append(_recheck(dialect, needle))
         if dialect == "postgresql":
             lexemes = " & ".join(f"'{token}'" for token in tokens)  # tokens are [0-9a-fx]
-            stmt = (
-                select(*_COLUMNS)
-                .select_from(_PG_INDEX.join(_M, _M.c.id == _PG_INDEX.c.message_id))
-                .where(
-                    _PG_INDEX.c.grams.op("@@")(cast(literal(lexemes), TSQUERY)),
-                    *where,
-                )
+            stmt = select(*_COLUMNS).select_from(
+                _PG_INDEX.join(_M, _M.c.id == _PG_INDEX.c.message_id)
             )
+            where.append(_PG_INDEX.c.grams.op("@@")(cast(literal(lexemes), TSQUERY)))
         else:
             match = " ".join(f'"{token}"' for token in tokens)
-            stmt = (
-                select(*_COLUMNS)
-                .select_from(_FTS.join(_M, _M.c.id == _FTS.c.rowid))
-                .where(literal_column(INDEX_TABLE).op("MATCH")(literal(match)), *where)
-            )
-            order = _FTS.c.rowid.desc()  # FTS5 walks its doclists newest first itself
-    stmt = stmt.order_by(order)
+            stmt = select(*_COLUMNS).select_from(_FTS.join(_M, _M.c.id == _FTS.c.rowid))
+            where.append(literal_column(INDEX_TABLE).op("MATCH")(literal(match)))
+            rowid = _FTS.c.rowid  # FTS5 walks its doclists newest first, within the bounds
+    if before_id is not None:
+        where.append(rowid < before_id)
+    if bounds is not None:
+        where.extend((rowid >= bounds[0], rowid <= bounds[1]))
+    stmt = stmt.where(*where).order_by(rowid.desc())
     if limit is not None:
         stmt = stmt.limit(limit)
     if offset:
@@ -304,9 +340,44 @@ def search_statement(
     return stmt
 
 
-def count_statement(dialect: str, wanted: SearchFilter, *, cap: int = COUNT_CAP) -> Select[Any]:
+BOUNDS_SLACK = timedelta(days=1)
+"""How far ``received_at`` may run against id order (ids are given at insert, ``received_at``
+just before it by each worker's clock): :func:`id_bounds` widens the date range by this much."""
+
+
+def id_bounds(conn: Connection, wanted: SearchFilter) -> IdBounds | None:
+    """For a date range, the ids worth reading: from the first message received a day
+    (:data:`BOUNDS_SLACK`) before ``since`` to the last received a day after ``until``, found on
+    the ``received_at`` index; the range itself is still checked on every row. None without a
+    date range; ``(1, 0)`` (nothing) when no message is in the widened range."""
+    if wanted.since is None and wanted.until is None:
+        return None
+    m = _M.c
+    low: Any = 1
+    high: Any = None
+    if wanted.since is not None:
+        start = _day_start(wanted.since) - BOUNDS_SLACK
+        low = conn.execute(
+            select(m.id).where(m.received_at >= start).order_by(m.received_at).limit(1)
+        ).scalar()
+    if wanted.until is not None:
+        stop = _day_start(wanted.until) + timedelta(days=1) + BOUNDS_SLACK
+        high = conn.execute(
+            select(m.id).where(m.received_at < stop).order_by(m.received_at.desc()).limit(1)
+        ).scalar()
+    else:
+        high = conn.execute(select(func.max(m.id))).scalar()
+    if low is None or high is None:
+        return (1, 0)
+    return (int(low), int(high))
+
+
+def count_statement(
+    dialect: str, wanted: SearchFilter, *, cap: int = COUNT_CAP, bounds: IdBounds | None = None
+) -> Select[Any]:
     """``SELECT count(*)`` of at most ``cap`` + 1 matches: stops early on a common query."""
-    inner = search_statement(dialect, wanted, limit=cap + 1).order_by(None).subquery()
+    stmt = search_statement(dialect, wanted, limit=cap + 1, bounds=bounds)
+    inner = stmt.order_by(None).subquery()  # any cap + 1 matches will do: no sort
     return select(func.count()).select_from(inner)
 
 
@@ -331,11 +402,14 @@ def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 
     if wanted.empty:
         return SearchPage([], 0, 1, page_size)
     dialect = conn.dialect.name
-    total = int(conn.execute(count_statement(dialect, wanted)).scalar_one())
+    bounds = id_bounds(conn, wanted)
+    total = int(conn.execute(count_statement(dialect, wanted, bounds=bounds)).scalar_one())
     last = max(1, math.ceil(min(total, COUNT_CAP + page_size) / page_size))
     page = min(wanted.page, last) if total <= COUNT_CAP else wanted.page
     rows = conn.execute(
-        search_statement(dialect, wanted, limit=page_size, offset=(page - 1) * page_size)
+        search_statement(
+            dialect, wanted, limit=page_size, offset=(page - 1) * page_size, bounds=bounds
+        )
     )
     return SearchPage([_result(row) for row in rows], total, page, page_size)
 
@@ -357,9 +431,11 @@ def export_chunk(
     conn: Connection, wanted: SearchFilter, *, before_id: int | None, size: int
 ) -> list[ExportRow]:
     """The next ``size`` matches older than ``before_id`` (all when None), as export rows."""
-    rows = conn.execute(
-        search_statement(conn.dialect.name, wanted, limit=size, before_id=before_id)
-    ).all()
+    bounds = id_bounds(conn, wanted)
+    stmt = search_statement(
+        conn.dialect.name, wanted, limit=size, before_id=before_id, bounds=bounds
+    )
+    rows = conn.execute(stmt).all()
     hits = _hits_of(conn, [row.id for row in rows])
     return [
         ExportRow(

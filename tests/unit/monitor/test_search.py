@@ -22,6 +22,7 @@ from monitor.archive.search import (
     COUNT_CAP,
     SearchFilter,
     export_chunks,
+    id_bounds,
     search_messages,
     search_statement,
     snippet,
@@ -70,7 +71,7 @@ def put(conn: Connection, rows: list[dict[str, Any]]) -> None:
 
 
 def found(conn: Connection, wanted: SearchFilter) -> list[int]:
-    stmt = search_statement(conn.dialect.name, wanted, limit=None)
+    stmt = search_statement(conn.dialect.name, wanted, limit=None, bounds=id_bounds(conn, wanted))
     return [r.id for r in conn.execute(stmt)]
 
 
