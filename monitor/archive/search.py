@@ -20,7 +20,15 @@ canonical spelling), a hit of at least a severity, and the state of a case (aler
 linked to (``alert_message``). An empty query with filters lists the filtered messages.
 
 Results are newest first (by message id, i.e. archive order), ``page_size`` per page; the total
-is counted up to :data:`COUNT_CAP` and then shown as "1,000+".
+is counted up to :data:`COUNT_CAP` and then shown as "2,000+".
+
+**Two steps.** First the ids of at most :data:`COUNT_CAP` + 1 matches, in any order (the count).
+When that is all of them, the page is those ids sorted, read by primary key: a rare query never
+walks the table in id order looking for matches that are not there. Otherwise matches are
+dense, and the page is read newest first with ``LIMIT``, which then stops after a few rows per
+match. On PostgreSQL each step's plan is pinned (``SET LOCAL``): bitmap scans of the GIN index
+for the first (its estimate of a gram's frequency can be far off), no bitmap scans for the
+second (a top-N sort of every match would read them all).
 """
 
 from __future__ import annotations
@@ -69,8 +77,8 @@ __all__ = [
     "snippet",
 ]
 
-COUNT_CAP = 1000
-"""Totals are counted up to this many matches; beyond, a page says "1,000+"."""
+COUNT_CAP = 2000
+"""Totals are counted up to this many matches; beyond, a page says "2,000+"."""
 
 QUERY_MAX = 64
 """Longest query, in characters (a longer one is cut)."""
@@ -189,7 +197,7 @@ class SearchPage:
 
     @property
     def capped(self) -> bool:
-        """More matches than :data:`COUNT_CAP`: the total shows as "1,000+"."""
+        """More matches than :data:`COUNT_CAP`: the total shows as "2,000+"."""
         return self.total > COUNT_CAP
 
     @property
@@ -296,10 +304,13 @@ def search_statement(
     offset: int = 0,
     before_id: int | None = None,
     bounds: IdBounds | None = None,
+    ids_only: bool = False,
 ) -> Select[Any]:
     """The SELECT of the messages ``wanted`` finds, newest first (``dialect``: ``sqlite`` or
     ``postgresql``); ``before_id`` keeps only older ids (the export's keyset paging); ``bounds``
-    (:func:`id_bounds`) limits the ids read for a date range, which stays checked exactly."""
+    (:func:`id_bounds`) limits the ids read for a date range, which stays checked exactly;
+    ``ids_only`` selects the message ids alone."""
+    columns = (_M.c.id,) if ids_only else _COLUMNS
     needle = fold(wanted.text)
     where = _filters(wanted)
     tokens = query_tokens(needle)
@@ -311,21 +322,22 @@ def search_statement(
         driver = candidates.cte("candidates").prefix_with("MATERIALIZED")
         rowid = driver.c.id
         where.append(_recheck(dialect, needle))
-        stmt = select(*_COLUMNS).select_from(driver.join(_M, _M.c.id == driver.c.id))
+        stmt = select(*columns).select_from(driver.join(_M, _M.c.id == driver.c.id))
     elif not tokens:
-        stmt = select(*_COLUMNS)
+        stmt = select(*columns)
     else:
         if len(needle) > 2:  # bigrams may be apart: check the text itself
             where.append(_recheck(dialect, needle))
         if dialect == "postgresql":
             lexemes = " & ".join(f"'{token}'" for token in tokens)  # tokens are [0-9a-fx]
-            stmt = select(*_COLUMNS).select_from(
+            stmt = select(*columns).select_from(
                 _PG_INDEX.join(_M, _M.c.id == _PG_INDEX.c.message_id)
             )
+            rowid = _PG_INDEX.c.message_id  # bounds on the index table: a bitmap can use them
             where.append(_PG_INDEX.c.grams.op("@@")(cast(literal(lexemes), TSQUERY)))
         else:
             match = " ".join(f'"{token}"' for token in tokens)
-            stmt = select(*_COLUMNS).select_from(_FTS.join(_M, _M.c.id == _FTS.c.rowid))
+            stmt = select(*columns).select_from(_FTS.join(_M, _M.c.id == _FTS.c.rowid))
             where.append(literal_column(INDEX_TABLE).op("MATCH")(literal(match)))
             rowid = _FTS.c.rowid  # FTS5 walks its doclists newest first, within the bounds
     if before_id is not None:
@@ -395,23 +407,50 @@ def _result(row: Any) -> SearchResult:
 
 
 def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 50) -> SearchPage:
-    """One page of what ``wanted`` finds, and the total up to :data:`COUNT_CAP` + 1.
-
-    An empty search (no query, no filter) finds nothing, without touching the database.
+    """One page of what ``wanted`` finds, and the total up to :data:`COUNT_CAP` + 1 (see the
+    module docstring: two steps). An empty search finds nothing, without touching the database.
     """
     if wanted.empty:
         return SearchPage([], 0, 1, page_size)
     dialect = conn.dialect.name
     bounds = id_bounds(conn, wanted)
-    total = int(conn.execute(count_statement(dialect, wanted, bounds=bounds)).scalar_one())
-    last = max(1, math.ceil(min(total, COUNT_CAP + page_size) / page_size))
-    page = min(wanted.page, last) if total <= COUNT_CAP else wanted.page
-    rows = conn.execute(
-        search_statement(
+    postgres = dialect == "postgresql"
+    first = search_statement(dialect, wanted, limit=COUNT_CAP + 1, bounds=bounds, ids_only=True)
+    if postgres:
+        _plan(conn, bitmap=True)
+    ids = [row[0] for row in conn.execute(first.order_by(None))]
+    total = len(ids)
+    if total <= COUNT_CAP:
+        pages = max(1, math.ceil(total / page_size))
+        page = min(wanted.page, pages)
+        start = (page - 1) * page_size
+        chosen = sorted(ids, reverse=True)[start : start + page_size]
+        stmt = select(*_COLUMNS).where(_M.c.id.in_(chosen)).order_by(_M.c.id.desc())
+        if postgres:
+            _plan(conn, bitmap=None)
+    else:
+        page = wanted.page
+        stmt = search_statement(
             dialect, wanted, limit=page_size, offset=(page - 1) * page_size, bounds=bounds
         )
-    )
+        if postgres:
+            _plan(conn, bitmap=False)
+    try:
+        rows = conn.execute(stmt).all()
+    finally:
+        if postgres:
+            _plan(conn, bitmap=None)
     return SearchPage([_result(row) for row in rows], total, page, page_size)
+
+
+def _plan(conn: Connection, *, bitmap: bool | None) -> None:
+    """Pin the transaction's plans to bitmap scans (True), to anything but (False), or unpin."""
+    on = {True: ("off", "off", "on"), False: ("on", "on", "off"), None: ("on", "on", "on")}
+    seqscan, indexscan, bitmapscan = on[bitmap]
+    conn.exec_driver_sql(
+        f"SET LOCAL enable_seqscan = {seqscan}; SET LOCAL enable_indexscan = {indexscan}; "
+        f"SET LOCAL enable_bitmapscan = {bitmapscan}"
+    )
 
 
 def _hits_of(conn: Connection, ids: list[int]) -> dict[int, tuple[ExportHit, ...]]:
