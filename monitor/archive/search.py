@@ -75,6 +75,7 @@ __all__ = [
     "search_messages",
     "search_statement",
     "snippet",
+    "uses_gram_index",
 ]
 
 COUNT_CAP = 2000
@@ -213,6 +214,11 @@ class SearchPage:
         return self.page < self.pages or (self.capped and len(self.results) == self.page_size)
 
 
+def uses_gram_index(wanted: SearchFilter) -> bool:
+    """The search reads the gram index: a query and no narrow filter (see the module docstring)."""
+    return bool(wanted.text) and _candidates(wanted) is None
+
+
 def _candidates(wanted: SearchFilter) -> Select[Any] | None:
     """The ids of the narrowest filter set (None: no narrow filter), to drive the query from."""
     m = _M.c
@@ -316,12 +322,13 @@ def search_statement(
     tokens = query_tokens(needle)
     candidates = _candidates(wanted)
     rowid: ColumnElement[Any] = _M.c.id
-    if tokens and candidates is not None:
+    if candidates is not None:
         # A narrow filter: read its messages, newest first, and check each one's text.
         # MATERIALIZED: the filter's ids are read once, not re-planned into a scan of every message.
         driver = candidates.cte("candidates").prefix_with("MATERIALIZED")
         rowid = driver.c.id
-        where.append(_recheck(dialect, needle))
+        if tokens:
+            where.append(_recheck(dialect, needle))
         stmt = select(*columns).select_from(driver.join(_M, _M.c.id == driver.c.id))
     elif not tokens:
         stmt = select(*columns)
@@ -406,41 +413,70 @@ def _result(row: Any) -> SearchResult:
     )
 
 
+DENSE_PROBE = 2000
+"""PostgreSQL: the newest messages (in the searched id range) a query is first tried on."""
+
+DENSE_SHARE = 0.1
+"""PostgreSQL: a query found in this share of the probed messages is dense (see
+:func:`search_messages`)."""
+
+
 def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 50) -> SearchPage:
     """One page of what ``wanted`` finds, and the total up to :data:`COUNT_CAP` + 1 (see the
     module docstring: two steps). An empty search finds nothing, without touching the database.
+
+    On PostgreSQL a gram-index search first counts its matches among the newest
+    :data:`DENSE_PROBE` messages. Dense (at least :data:`DENSE_SHARE`), both steps walk the index
+    table newest first and stop early; else both use bitmap scans of the GIN index, whose cost
+    grows with the number of matches, few for such a query.
     """
     if wanted.empty:
         return SearchPage([], 0, 1, page_size)
     dialect = conn.dialect.name
     bounds = id_bounds(conn, wanted)
-    postgres = dialect == "postgresql"
+    pinned = dialect == "postgresql" and uses_gram_index(wanted)
+    dense = pinned and _dense(conn, wanted, bounds)
     first = search_statement(dialect, wanted, limit=COUNT_CAP + 1, bounds=bounds, ids_only=True)
-    if postgres:
-        _plan(conn, bitmap=True)
-    ids = [row[0] for row in conn.execute(first.order_by(None))]
-    total = len(ids)
-    if total <= COUNT_CAP:
-        pages = max(1, math.ceil(total / page_size))
-        page = min(wanted.page, pages)
-        start = (page - 1) * page_size
-        chosen = sorted(ids, reverse=True)[start : start + page_size]
-        stmt = select(*_COLUMNS).where(_M.c.id.in_(chosen)).order_by(_M.c.id.desc())
-        if postgres:
-            _plan(conn, bitmap=None)
-    else:
-        page = wanted.page
-        stmt = search_statement(
-            dialect, wanted, limit=page_size, offset=(page - 1) * page_size, bounds=bounds
-        )
-        if postgres:
-            _plan(conn, bitmap=False)
+    if pinned:
+        _plan(conn, bitmap=not dense)
     try:
+        ids = [row[0] for row in conn.execute(first.order_by(None) if not dense else first)]
+        total = len(ids)
+        if total <= COUNT_CAP:
+            pages = max(1, math.ceil(total / page_size))
+            page = min(wanted.page, pages)
+            start = (page - 1) * page_size
+            chosen = sorted(ids, reverse=True)[start : start + page_size]
+            if pinned:
+                _plan(conn, bitmap=None)
+            stmt = select(*_COLUMNS).where(_M.c.id.in_(chosen)).order_by(_M.c.id.desc())
+        else:
+            page = wanted.page
+            if pinned:
+                _plan(conn, bitmap=False)
+            stmt = search_statement(
+                dialect, wanted, limit=page_size, offset=(page - 1) * page_size, bounds=bounds
+            )
         rows = conn.execute(stmt).all()
     finally:
-        if postgres:
+        if pinned:
             _plan(conn, bitmap=None)
     return SearchPage([_result(row) for row in rows], total, page, page_size)
+
+
+def _dense(conn: Connection, wanted: SearchFilter, bounds: IdBounds | None) -> bool:
+    """PostgreSQL: the query matches at least :data:`DENSE_SHARE` of the newest
+    :data:`DENSE_PROBE` messages of the searched range (a walk of the index table's key)."""
+    top = bounds[1] if bounds is not None else conn.execute(select(func.max(_M.c.id))).scalar()
+    if top is None:
+        return False
+    low = max(int(top) - DENSE_PROBE, bounds[0] - 1 if bounds is not None else 0)
+    probe = search_statement(
+        "postgresql", wanted, limit=None, bounds=(low + 1, int(top)), ids_only=True
+    ).order_by(None)
+    _plan(conn, bitmap=False)
+    found = int(conn.execute(select(func.count()).select_from(probe.subquery())).scalar_one())
+    return found >= DENSE_PROBE * DENSE_SHARE
 
 
 def _plan(conn: Connection, *, bitmap: bool | None) -> None:
