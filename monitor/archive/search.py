@@ -20,15 +20,16 @@ canonical spelling), a hit of at least a severity, and the state of a case (aler
 linked to (``alert_message``). An empty query with filters lists the filtered messages.
 
 Results are newest first (by message id, i.e. archive order), ``page_size`` per page; the total
-is counted up to :data:`COUNT_CAP` and then shown as "2,000+".
+is counted up to :data:`COUNT_CAP` and then shown as "1,000+".
 
 **Two steps.** First the ids of at most :data:`COUNT_CAP` + 1 matches, in any order (the count).
 When that is all of them, the page is those ids sorted, read by primary key: a rare query never
 walks the table in id order looking for matches that are not there. Otherwise matches are
 dense, and the page is read newest first with ``LIMIT``, which then stops after a few rows per
 match. On PostgreSQL each step's plan is pinned (``SET LOCAL``): bitmap scans of the GIN index
-for the first (its estimate of a gram's frequency can be far off), no bitmap scans for the
-second (a top-N sort of every match would read them all).
+for the first when the query is rare, index walks newest first when it is dense or for the
+second step (a top-N sort of every match would read them all); its estimate of a gram's frequency
+can be far off, so a probe of the newest messages decides (:func:`search_messages`).
 """
 
 from __future__ import annotations
@@ -78,8 +79,8 @@ __all__ = [
     "uses_gram_index",
 ]
 
-COUNT_CAP = 2000
-"""Totals are counted up to this many matches; beyond, a page says "2,000+"."""
+COUNT_CAP = 1000
+"""Totals are counted up to this many matches; beyond, a page says "1,000+"."""
 
 QUERY_MAX = 64
 """Longest query, in characters (a longer one is cut)."""
@@ -198,7 +199,7 @@ class SearchPage:
 
     @property
     def capped(self) -> bool:
-        """More matches than :data:`COUNT_CAP`: the total shows as "2,000+"."""
+        """More matches than :data:`COUNT_CAP`: the total shows as "1,000+"."""
         return self.total > COUNT_CAP
 
     @property
@@ -359,14 +360,14 @@ def search_statement(
     return stmt
 
 
-BOUNDS_SLACK = timedelta(days=1)
+BOUNDS_SLACK = timedelta(hours=1)
 """How far ``received_at`` may run against id order (ids are given at insert, ``received_at``
 just before it by each worker's clock): :func:`id_bounds` widens the date range by this much."""
 
 
 def id_bounds(conn: Connection, wanted: SearchFilter) -> IdBounds | None:
-    """For a date range, the ids worth reading: from the first message received a day
-    (:data:`BOUNDS_SLACK`) before ``since`` to the last received a day after ``until``, found on
+    """For a date range, the ids worth reading: from the first message received an hour
+    (:data:`BOUNDS_SLACK`) before ``since`` to the last received an hour after ``until``, found on
     the ``received_at`` index; the range itself is still checked on every row. None without a
     date range; ``(1, 0)`` (nothing) when no message is in the widened range."""
     if wanted.since is None and wanted.until is None:
@@ -416,7 +417,7 @@ def _result(row: Any) -> SearchResult:
 DENSE_PROBE = 2000
 """PostgreSQL: the newest messages (in the searched id range) a query is first tried on."""
 
-DENSE_SHARE = 0.1
+DENSE_SHARE = 0.05
 """PostgreSQL: a query found in this share of the probed messages is dense (see
 :func:`search_messages`)."""
 
@@ -471,8 +472,10 @@ def _dense(conn: Connection, wanted: SearchFilter, bounds: IdBounds | None) -> b
     if top is None:
         return False
     low = max(int(top) - DENSE_PROBE, bounds[0] - 1 if bounds is not None else 0)
+    # The text alone (the date range, the only other filter here, is what bounds the ids).
+    text_only = SearchFilter(text=wanted.text)
     probe = search_statement(
-        "postgresql", wanted, limit=None, bounds=(low + 1, int(top)), ids_only=True
+        "postgresql", text_only, limit=None, bounds=(low + 1, int(top)), ids_only=True
     ).order_by(None)
     _plan(conn, bitmap=False)
     found = int(conn.execute(select(func.count()).select_from(probe.subquery())).scalar_one())
@@ -481,7 +484,8 @@ def _dense(conn: Connection, wanted: SearchFilter, bounds: IdBounds | None) -> b
 
 def _plan(conn: Connection, *, bitmap: bool | None) -> None:
     """Pin the transaction's plans to bitmap scans (True), to anything but (False), or unpin."""
-    on = {True: ("off", "off", "on"), False: ("on", "on", "off"), None: ("on", "on", "on")}
+    # False leaves the key's index walk alone: a seq scan would read every match, then sort.
+    on = {True: ("off", "off", "on"), False: ("off", "on", "off"), None: ("on", "on", "on")}
     seqscan, indexscan, bitmapscan = on[bitmap]
     conn.exec_driver_sql(
         f"SET LOCAL enable_seqscan = {seqscan}; SET LOCAL enable_indexscan = {indexscan}; "
