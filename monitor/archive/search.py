@@ -245,7 +245,17 @@ def _candidates(wanted: SearchFilter) -> Select[Any] | None:
     return None
 
 
-def _filters(wanted: SearchFilter) -> list[ColumnElement[bool]]:
+def _driver(wanted: SearchFilter) -> str:
+    """Which filter :func:`_candidates` reads: ``conversation``, ``sender``, ``hit``, ``state``."""
+    if wanted.conversation:
+        return "conversation"
+    if wanted.staff or wanted.customer:
+        return "sender"
+    return "hit" if wanted.word or wanted.severity else "state"
+
+
+def _filters(wanted: SearchFilter, *, skip: str = "") -> list[ColumnElement[bool]]:
+    """Every filter as a condition on the message, but the ``skip`` one (already applied)."""
     m = _M.c
     parts: list[ColumnElement[bool]] = []
     if wanted.staff:
@@ -260,14 +270,14 @@ def _filters(wanted: SearchFilter) -> list[ColumnElement[bool]]:
         parts.append(m.received_at >= _day_start(wanted.since))
     if wanted.until is not None:
         parts.append(m.received_at < _day_start(wanted.until) + timedelta(days=1))
-    if wanted.word or wanted.severity:
+    if (wanted.word or wanted.severity) and skip != "hit":
         hit_where: list[ColumnElement[bool]] = []
         if wanted.word:
             hit_where.append(_HITS.c.word == wanted.word)
         if wanted.severity:
             hit_where.append(_HITS.c.severity >= wanted.severity)
         parts.append(m.id.in_(select(_HITS.c.message_id).where(*hit_where)))
-    if wanted.state:
+    if wanted.state and skip != "state":
         states = _OPEN if wanted.state == OPEN_STATE else (wanted.state,)
         parts.append(
             m.id.in_(
@@ -435,6 +445,9 @@ def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 
         return SearchPage([], 0, 1, page_size)
     dialect = conn.dialect.name
     bounds = id_bounds(conn, wanted)
+    candidates = _candidates(wanted)
+    if candidates is not None:
+        return _narrow_page(conn, wanted, candidates, bounds, page_size)
     pinned = dialect == "postgresql" and uses_gram_index(wanted)
     dense = pinned and _dense(conn, wanted, bounds)
     first = search_statement(dialect, wanted, limit=COUNT_CAP + 1, bounds=bounds, ids_only=True)
@@ -462,6 +475,44 @@ def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 
     finally:
         if pinned:
             _plan(conn, bitmap=None)
+    return SearchPage([_result(row) for row in rows], total, page, page_size)
+
+
+NARROW_CHUNK = 1000
+"""Ids of a narrow filter checked per statement, newest first."""
+
+
+def _narrow_page(
+    conn: Connection,
+    wanted: SearchFilter,
+    candidates: Select[Any],
+    bounds: IdBounds | None,
+    page_size: int,
+) -> SearchPage:
+    """A search with a narrow filter: that filter's ids, newest first, checked a chunk at a time
+    (the other filters, the date range and the text) until the page and the count are known."""
+    ids_query = select(candidates.subquery().c.id)
+    if bounds is not None:
+        column = ids_query.selected_columns[0]
+        ids_query = ids_query.where(column >= bounds[0], column <= bounds[1])
+    ids = sorted(conn.execute(ids_query).scalars(), reverse=True)
+    needle = fold(wanted.text)
+    checks = _filters(wanted, skip=_driver(wanted))
+    if needle:
+        checks.append(_recheck(conn.dialect.name, needle))
+    wanted_rows = max(COUNT_CAP + 1, wanted.page * page_size)
+    matched: list[int] = []
+    for start in range(0, len(ids), NARROW_CHUNK):
+        chunk = ids[start : start + NARROW_CHUNK]
+        found = conn.execute(select(_M.c.id).where(_M.c.id.in_(chunk), *checks)).scalars()
+        matched.extend(sorted(found, reverse=True))
+        if len(matched) >= wanted_rows:
+            break
+    total = min(len(matched), COUNT_CAP + 1)
+    pages = max(1, math.ceil(len(matched) / page_size))
+    page = min(wanted.page, pages)
+    chosen = matched[(page - 1) * page_size : page * page_size]
+    rows = conn.execute(select(*_COLUMNS).where(_M.c.id.in_(chosen)).order_by(_M.c.id.desc()))
     return SearchPage([_result(row) for row in rows], total, page, page_size)
 
 
