@@ -431,15 +431,20 @@ DENSE_SHARE = 0.05
 """PostgreSQL: a query found in this share of the probed messages is dense (see
 :func:`search_messages`)."""
 
+WALK_SHARE = 0.007
+"""PostgreSQL: below this share, a page past the count is a bitmap scan and a sort, not a walk
+(the two cost the same near sqrt(page_size / messages) for a million messages)."""
+
 
 def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 50) -> SearchPage:
     """One page of what ``wanted`` finds, and the total up to :data:`COUNT_CAP` + 1 (see the
     module docstring: two steps). An empty search finds nothing, without touching the database.
 
     On PostgreSQL a gram-index search first counts its matches among the newest
-    :data:`DENSE_PROBE` messages. Dense (at least :data:`DENSE_SHARE`), both steps walk the index
-    table newest first and stop early; else both use bitmap scans of the GIN index, whose cost
-    grows with the number of matches, few for such a query.
+    :data:`DENSE_PROBE` messages. Dense (at least :data:`DENSE_SHARE`), the count walks the index
+    table newest first and stops early; else it uses a bitmap scan of the GIN index, whose cost
+    grows with the number of matches, few for such a query. A page past a capped count walks
+    too, unless the query is sparse (under :data:`WALK_SHARE`): then a bitmap scan and a sort.
     """
     if wanted.empty:
         return SearchPage([], 0, 1, page_size)
@@ -449,7 +454,8 @@ def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 
     if candidates is not None:
         return _narrow_page(conn, wanted, candidates, bounds, page_size)
     pinned = dialect == "postgresql" and uses_gram_index(wanted)
-    dense = pinned and _dense(conn, wanted, bounds)
+    share = _probe(conn, wanted, bounds) if pinned else 0.0
+    dense = share >= DENSE_SHARE
     first = search_statement(dialect, wanted, limit=COUNT_CAP + 1, bounds=bounds, ids_only=True)
     if pinned:
         _plan(conn, bitmap=not dense)
@@ -467,7 +473,9 @@ def search_messages(conn: Connection, wanted: SearchFilter, *, page_size: int = 
         else:
             page = wanted.page
             if pinned:
-                _plan(conn, bitmap=False)
+                # Walking newest first reads ~page_size / share rows, a bitmap every match
+                # (~share * messages): walk unless the query is sparse.
+                _plan(conn, bitmap=share < WALK_SHARE)
             stmt = search_statement(
                 dialect, wanted, limit=page_size, offset=(page - 1) * page_size, bounds=bounds
             )
@@ -516,12 +524,12 @@ def _narrow_page(
     return SearchPage([_result(row) for row in rows], total, page, page_size)
 
 
-def _dense(conn: Connection, wanted: SearchFilter, bounds: IdBounds | None) -> bool:
-    """PostgreSQL: the query matches at least :data:`DENSE_SHARE` of the newest
-    :data:`DENSE_PROBE` messages of the searched range (a walk of the index table's key)."""
+def _probe(conn: Connection, wanted: SearchFilter, bounds: IdBounds | None) -> float:
+    """PostgreSQL: the share of the newest :data:`DENSE_PROBE` messages of the searched range
+    that hold the query (a walk of the index table's key)."""
     top = bounds[1] if bounds is not None else conn.execute(select(func.max(_M.c.id))).scalar()
     if top is None:
-        return False
+        return 0.0
     low = max(int(top) - DENSE_PROBE, bounds[0] - 1 if bounds is not None else 0)
     # The text alone (the date range, the only other filter here, is what bounds the ids).
     text_only = SearchFilter(text=wanted.text)
@@ -530,7 +538,7 @@ def _dense(conn: Connection, wanted: SearchFilter, bounds: IdBounds | None) -> b
     ).order_by(None)
     _plan(conn, bitmap=False)
     found = int(conn.execute(select(func.count()).select_from(probe.subquery())).scalar_one())
-    return found >= DENSE_PROBE * DENSE_SHARE
+    return found / DENSE_PROBE
 
 
 def _plan(conn: Connection, *, bitmap: bool | None) -> None:
