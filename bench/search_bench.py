@@ -210,7 +210,8 @@ def _alerts(hits: list[tuple[int, int]], seed: int) -> tuple[list[dict[str, Any]
     by_conv: dict[int, list[int]] = {}
     for message_id, conv in hits:
         by_conv.setdefault(conv, []).append(message_id)
-    alerts, links = [], []
+    alerts: list[dict[str, Any]] = []
+    links: list[tuple[str, int]] = []
     for conv, ids in by_conv.items():
         alert_id = f"bench-{conv}"
         at = _T0 + timedelta(seconds=ids[0] * _STEP_S)
@@ -438,6 +439,12 @@ class BackendReport:
     p50_ms: float = 0.0
     p95_ms: float = 0.0
     p99_ms: float = 0.0
+    cpu_p50_ms: float = 0.0
+    """CPU time of this process's thread per search (on SQLite the whole query, on PostgreSQL
+    the client side only): what the search costs whatever else the machine runs."""
+    cpu_p95_ms: float = 0.0
+    load_average: float = 0.0
+    """The 1-minute load average when the measurement ended (other work skews wall times)."""
     classes: dict[str, dict[str, float]] = field(default_factory=dict)
     slowest: list[tuple[str, float, str]] = field(default_factory=list)
 
@@ -448,28 +455,32 @@ def _pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-def _measure(url: str, corpus: Corpus, repeat: int) -> tuple[dict[str, list[float]], list[Any]]:
+def _measure(
+    url: str, corpus: Corpus, repeat: int
+) -> tuple[dict[str, list[float]], list[Any], list[float]]:
     from monitor.archive import make_engine
     from monitor.archive.search import SearchFilter, search_messages
 
     engine = make_engine(url)
     timings: dict[str, list[float]] = {}
+    cpu: list[float] = []
     slowest: list[tuple[str, float, str]] = []
     try:
         with engine.connect() as conn:
             for _ in range(repeat):
                 for cls, fields in _queries(corpus):
                     wanted = SearchFilter(**fields)
-                    started = time.perf_counter()
+                    started, cpu_started = time.perf_counter(), time.thread_time()
                     page = search_messages(conn, wanted, page_size=50)
                     ms = (time.perf_counter() - started) * 1000
+                    cpu.append((time.thread_time() - cpu_started) * 1000)
                     timings.setdefault(cls, []).append(ms)
                     slowest.append((cls, ms, f"{fields} -> {page.total_label}"))
                 conn.rollback()
     finally:
         engine.dispose()
     slowest.sort(key=lambda entry: -entry[1])
-    return timings, slowest[:5]
+    return timings, slowest[:5], cpu
 
 
 def _report(backend: str, timings: dict[str, list[float]], slowest: list[Any]) -> BackendReport:
@@ -503,8 +514,10 @@ def measure_backend(backend: str, args: argparse.Namespace, n: int) -> BackendRe
             corpus = _load_postgres(server, name, n, args.seed)
         url = _with_database(server, name)
     load_s = time.perf_counter() - started
-    timings, slowest = _measure(url, corpus, args.repeat)
+    timings, slowest, cpu = _measure(url, corpus, args.repeat)
     report = _report(backend, timings, slowest)
+    report.cpu_p50_ms, report.cpu_p95_ms = _pct(cpu, 50), _pct(cpu, 95)
+    report.load_average = os.getloadavg()[0]
     report.load_s, report.cached = load_s, cached
     report.corpus = {k: str(v) if isinstance(v, date) else v for k, v in asdict(corpus).items()}
     return report
@@ -519,6 +532,11 @@ def print_report(reports: list[BackendReport]) -> None:
             f"{r.corpus['alerts']:,} alerts ({how} in {r.load_s:.1f} s)"
         )
         print(f"  all queries: p50 {r.p50_ms:.1f} ms  p95 {r.p95_ms:.1f} ms  p99 {r.p99_ms:.1f} ms")
+        side = "query" if r.backend == "sqlite" else "client"
+        print(
+            f"  {side} CPU per search: p50 {r.cpu_p50_ms:.1f} ms  p95 {r.cpu_p95_ms:.1f} ms "
+            f"(load average {r.load_average:.1f} on {os.cpu_count()} CPUs)"
+        )
         for cls, figures in r.classes.items():
             print(
                 f"  {cls:<16} p50 {figures['p50']:7.1f}  p95 {figures['p95']:7.1f}  "
