@@ -7,7 +7,15 @@ import sys
 from collections.abc import Sequence
 from typing import Protocol
 
-from bench import alerts, callback_bench, kf_bench, msgaudit_bench, rules_bench, selftest
+from bench import (
+    alerts,
+    callback_bench,
+    kf_bench,
+    msgaudit_bench,
+    rules_bench,
+    search_bench,
+    selftest,
+)
 
 
 class Benchmark(Protocol):
@@ -22,7 +30,14 @@ class Benchmark(Protocol):
 
 
 # The order is the order of a full run.
-BENCHMARKS: tuple[Benchmark, ...] = (callback_bench, rules_bench, alerts, kf_bench, msgaudit_bench)
+BENCHMARKS: tuple[Benchmark, ...] = (
+    callback_bench,
+    rules_bench,
+    alerts,
+    kf_bench,
+    msgaudit_bench,
+    search_bench,
+)
 #: Commands of the same shape that a full run leaves out.
 TOOLS: tuple[Benchmark, ...] = (selftest,)
 

@@ -46,7 +46,8 @@ class MessageRecord(TableModel, table=True):
     msg_type: str
     """WeCom MsgType (text, image, event, ...)."""
     event: str | None = None
-    from_user: str
+    from_user: str = Field(index=True)
+    """Who wrote it (indexed for the archive search's staff and customer filters)."""
     to_user: str
     agent_id: str | None = None
     create_time: int

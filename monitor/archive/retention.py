@@ -45,6 +45,7 @@ from monitor.archive.kf_models import MessageFlagRecord
 from monitor.archive.media_store import InvalidMediaName, MediaStore
 from monitor.archive.models import HitRecord, MessageRecord
 from monitor.archive.msgaudit_models import MediaRecord
+from monitor.archive.search_index import delete_from_index
 from monitor.archive.writer import SQLITE_BEGIN_OPTION
 from monitor.review.models import CaseNoteRecord
 
@@ -64,9 +65,9 @@ DEFAULT_BATCH = 500
 DependentDeleter = Callable[[Connection, Sequence[int]], object]
 """Deletes, on the batch's transaction, rows of another module that hang off these message ids."""
 
-DEPENDENT_DELETERS: tuple[DependentDeleter, ...] = ()
-"""Called with each batch's message ids before the messages are deleted. The search index plugs
-in here: ``monitor.archive.search_index.delete_from_index(conn, message_ids)``."""
+DEPENDENT_DELETERS: tuple[DependentDeleter, ...] = (delete_from_index,)
+"""Called with each batch's message ids before the messages are deleted: the search index (whose
+SQLite rows are removed by their tokens, recomputed from the stored text)."""
 
 Tick = Callable[[int], object]
 

@@ -34,6 +34,7 @@ from monitor.archive.models import (
     StoreEffect,
 )
 from monitor.archive.queries import hits_query, message_query
+from monitor.archive.search_index import SearchIndexWriter
 from monitor.archive.upsert import insert_ignore
 from monitor.archive.writer import GroupCommitWriter
 from monitor.errors import StorageError
@@ -52,6 +53,7 @@ _Item = tuple[_Row, tuple[ArchivedHit, ...], tuple[StoreEffect, ...]]
 """What one store queues: the message row, its hits and its in-transaction effects."""
 _VERSION_INDEX = _COLUMNS.index("rules_version")
 _RECEIVED_INDEX = _COLUMNS.index("received_at")
+_CONTENT_INDEX = _COLUMNS.index("content")
 _HIT_TABLE: Table = HitRecord.__table__
 
 _PAGE_ROWS = 1000
@@ -179,6 +181,7 @@ class _StoreInbound:
     def __init__(self, dialect: Dialect) -> None:
         self._insert = _insert_rows(dialect)
         self._insert_hit = insert(_HIT_TABLE)
+        self._search_index = SearchIndexWriter(dialect)
         key = _TABLE.c.dedupe_key
         self._lookup = select(key, _TABLE.c.id).where(key.in_(bindparam("keys", expanding=True)))
 
@@ -207,6 +210,11 @@ class _StoreInbound:
             found = conn.execute(self._lookup, {"keys": missing})
             stored = {**inserted, **{key: message_id for key, message_id in found}}
         self._insert_hits(conn, items, first, inserted)
+        # The search index row commits with its message (only for rows this batch inserted).
+        self._search_index.add(
+            conn,
+            [(new_id, items[first[key]][0][_CONTENT_INDEX]) for key, new_id in inserted.items()],
+        )
         _apply_effects(conn, items, first, inserted)
         if inserted:  # a batch of WeCom retries only inserts nothing, and adds no block
             chain_rows(conn, Chain.ARCHIVE, _entries(items, first, inserted))

@@ -18,10 +18,11 @@ from sqlalchemy import Connection, Engine
 
 from monitor.alerts import store
 from monitor.review.auth import client_address, current_reviewer, services_of
-from monitor.review.case_export import export_conversation
 from monitor.review.case_actions import ActionRequest, add_note, record_view, run_action
+from monitor.review.case_export import export_conversation
 from monitor.review.case_view import active_reviewers, load_cases
 from monitor.review.flash import done_flashes
+from monitor.review.params import int_param
 from monitor.review.pseudonyms import pseudonymiser_for
 from monitor.review.queue import STATE_LABELS, QueueFilter, load_queue
 from monitor.review.render import render_page
@@ -103,10 +104,11 @@ async def _render_conversation(
 ) -> web.Response:
     services = services_of(request)
     context = _context_size(request.query.get("context"), services.settings.context_messages)
+    at = int_param(request.query.get("at"), 1, 2**62)  # a search result's message: shown in view
     thread, cases, reviewers = await _read(
         services.engine,
         lambda conn: (
-            load_thread(conn, conversation_id, context=context),
+            load_thread(conn, conversation_id, context=context, at=at),
             load_cases(conn, conversation_id),
             active_reviewers(conn),
         ),

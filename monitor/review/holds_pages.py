@@ -28,8 +28,8 @@ from monitor.review.auth import (
     web_audit_event,
 )
 from monitor.review.flash import Flash
-from monitor.review.render import render_page
 from monitor.review.pseudonyms import pseudonymiser_for
+from monitor.review.render import render_page
 
 __all__ = ["DONE", "add_hold_routes"]
 

@@ -152,6 +152,8 @@ class Thread:
     """Messages in the conversation."""
     hit_messages: int
     context: int
+    focus: int | None = None
+    """The message asked for (``?at=``), shown with ``context`` messages around it."""
 
     @property
     def shown(self) -> int:
@@ -206,8 +208,11 @@ def windows(total: int, hit_positions: Sequence[int], context: int) -> list[tupl
     return ranges
 
 
-def load_thread(conn: Connection, conversation_id: str, *, context: int) -> Thread:
-    """The conversation's messages around its hits (all of them with ``context`` >= their count)."""
+def load_thread(
+    conn: Connection, conversation_id: str, *, context: int, at: int | None = None
+) -> Thread:
+    """The conversation's messages around its hits (all of them with ``context`` >= their count),
+    and around message ``at`` when it is one of the conversation's (a search result's link)."""
     order = (_MESSAGES.c.create_time, _MESSAGES.c.id)
     keyed = {
         row.dedupe_key: row.id
@@ -233,7 +238,11 @@ def load_thread(conn: Connection, conversation_id: str, *, context: int) -> Thre
                 ThreadHit(hit.word, Severity(hit.severity), start, end)
             )
     positions = [i for i, message_id in enumerate(ids) if message_id in hits_by_message]
-    ranges = windows(len(ids), positions or [len(ids) - 1], context) if ids else []
+    focus = ids.index(at) if at in ids else None
+    wanted = positions + ([focus] if focus is not None else [])
+    ranges = windows(len(ids), wanted or [len(ids) - 1], context) if ids else []
+    if focus is not None and sum(end - start for start, end in ranges) > MAX_SHOWN:
+        ranges = windows(len(ids), [focus], min(context, MAX_SHOWN // 2 - 1))  # keep it in view
     shown_ids: list[int] = []
     for start, end in ranges:
         shown_ids.extend(ids[start:end])
@@ -266,7 +275,8 @@ def load_thread(conn: Connection, conversation_id: str, *, context: int) -> Thre
         at = end
     if ids and at < len(ids):
         items.append(Gap(len(ids) - at))
-    return Thread(conversation_id, items, len(ids), len(positions), context)
+    focused = ids[focus] if focus is not None else None
+    return Thread(conversation_id, items, len(ids), len(positions), context, focused)
 
 
 def _message(

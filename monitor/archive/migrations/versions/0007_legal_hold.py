@@ -1,7 +1,7 @@
 """Legal holds: conversations and staff members a retention purge keeps.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 
 One new table (``monitor.archive.hold_models``); no existing row changes.
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 

@@ -1,7 +1,7 @@
 """Review privacy: the secrets the review web keeps in the database.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 
 ``review_secret`` holds keys generated once and shared by every worker: the pseudonym key when
 ``[review] pseudonym_key`` (env ``REVIEW_PSEUDONYM_KEY``) is not set, and the key that orders
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0007"
 branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 

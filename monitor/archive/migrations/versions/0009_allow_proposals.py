@@ -1,7 +1,7 @@
 """Allow-list proposals from false positives, and an index on hits by group.
 
 Revision ID: 0009
-Revises: 0005
+Revises: 0008
 
 ``allow_proposal`` (``monitor.review.proposal_models``): a phrase a reviewer proposed for a
 group's allow-list, until an admin confirms or rejects it. ``ix_hit_rule_group_id`` lets the
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009"
-down_revision: str | None = "0005"
+down_revision: str | None = "0008"
 branch_labels: str | tuple[str, ...] | None = None
 depends_on: str | tuple[str, ...] | None = None
 
