@@ -16,18 +16,19 @@ once its last row is out or the download is broken off.
 from __future__ import annotations
 
 import asyncio
-import io
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 
 from monitor.alerts.policy import AlertStatus
 from monitor.archive.audit import record_audit_event
-from monitor.archive.export import ExportRow, write_csv, write_jsonl
+from monitor.archive.export import ExportRow, csv_header, csv_lines, jsonl_lines
+from monitor.archive.models import MessageRecord
 from monitor.archive.search import (
     OPEN_STATE,
     QUERY_MAX,
@@ -41,6 +42,7 @@ from monitor.review.auth import current_reviewer, services_of, web_audit_event
 from monitor.review.case_pages import conversation_url
 from monitor.review.headers import CONTENT_SECURITY_POLICY
 from monitor.review.params import date_param, int_param, text_param
+from monitor.review.pseudonyms import pseudonymiser_for
 from monitor.review.queue import STATE_LABELS
 from monitor.review.render import render_page
 from monitor.review.thread import SPEAKERS
@@ -56,6 +58,11 @@ PAGE_SIZE = 50
 EXPORT_CHUNK = 500
 """Matches read (and sent) per step of an export."""
 
+MESSAGES = MessageRecord.__table__
+
+EXPORT_TZ = ZoneInfo("Asia/Shanghai")
+"""Times in an export, as ``archive export`` and a conversation's export write them."""
+
 _FORMATS = {
     "csv": ("text/csv; charset=utf-8", "csv"),
     "jsonl": ("application/x-ndjson; charset=utf-8", "jsonl"),
@@ -66,6 +73,25 @@ def add_search_routes(app: web.Application) -> None:
     """Register the search page and its export on the review sub-app."""
     app.router.add_get("/search", search_page, name="search")
     app.router.add_get("/search/export", search_export, name="search_export")
+    app.router.add_get("/messages/{message_id:\\d+}", message_link)
+
+
+async def message_link(request: web.Request) -> web.Response:
+    """``GET /review/messages/{id}``: to the message in its conversation page (a search result
+    links here, so a pseudonymised result page names no conversation, and so no customer)."""
+    services = services_of(request)
+    message_id = int(request.match_info["message_id"])
+
+    def read(conn: Connection) -> str | None:
+        return conn.execute(
+            select(MESSAGES.c.conversation_id).where(MESSAGES.c.id == message_id)
+        ).scalar_one_or_none()
+
+    conversation_id = await _read(services.engine, read)
+    if not conversation_id:
+        raise web.HTTPNotFound(text="这条消息不存在或不属于任何会话")
+    at = f"?at={message_id}#m{message_id}"
+    raise web.HTTPSeeOther(conversation_url(services.settings.path, conversation_id) + at)
 
 
 def search_filter(query: Mapping[str, Any]) -> SearchFilter:
@@ -127,7 +153,8 @@ async def search_page(request: web.Request) -> web.Response:
             "severities": [(s.value, s.label) for s in Severity],
             "speakers": SPEAKERS,
             "snippet": snippet,
-            "message_url": lambda cid, mid: f"{conversation_url(base, cid)}?at={mid}#m{mid}",
+            "message_url": lambda mid: f"{base}/messages/{mid}",
+            "privacy": await pseudonymiser_for(request),
             "sent_at": _sent_at,
         },
     )
@@ -161,29 +188,16 @@ def export_headers(fmt: str, now: datetime) -> dict[str, str]:
 
 def _encode(rows: list[ExportRow], fmt: str, *, first: bool) -> bytes:
     """One chunk of the file: the CSV header (with its BOM) only in the first."""
-    out = io.BytesIO()
     if fmt == "jsonl":
-        write_jsonl(rows, out, tz=UTC)
-        return out.getvalue()
-    write_csv(rows, out, tz=UTC)
-    data = out.getvalue()
-    return data if first else data[len(_CSV_HEAD) :]
+        return jsonl_lines(rows, tz=EXPORT_TZ)
+    body = csv_lines(rows, tz=EXPORT_TZ)
+    return csv_header() + body if first else body
 
 
 def _next_chunk(
     wanted: SearchFilter, before: int | None
 ) -> Callable[[Connection], list[ExportRow]]:
     return lambda conn: export_chunk(conn, wanted, before_id=before, size=EXPORT_CHUNK)
-
-
-def _csv_head() -> bytes:
-    out = io.BytesIO()
-    write_csv([], out, tz=UTC)
-    return out.getvalue()
-
-
-_CSV_HEAD = _csv_head()
-"""What :func:`write_csv` writes before the first row (BOM and header line)."""
 
 
 async def search_export(request: web.Request) -> web.StreamResponse:
@@ -196,6 +210,7 @@ async def search_export(request: web.Request) -> web.StreamResponse:
     fmt = str(request.query.get("format", "csv"))
     fmt = fmt if fmt in _FORMATS else "csv"
     reviewer = current_reviewer(request)
+    privacy = await pseudonymiser_for(request)
     response = web.StreamResponse(headers=export_headers(fmt, services.clock()))
     sent = 0
     audited = False
@@ -213,7 +228,8 @@ async def search_export(request: web.Request) -> web.StreamResponse:
         while True:
             chunk = await _read(services.engine, _next_chunk(wanted, before))
             if chunk or sent == 0:
-                await response.write(_encode(chunk, fmt, first=sent == 0))
+                shown = [privacy.export_row(row) for row in chunk]
+                await response.write(_encode(shown, fmt, first=sent == 0))
             sent += len(chunk)
             if len(chunk) < EXPORT_CHUNK:
                 break

@@ -73,7 +73,7 @@ async def test_holds_are_admin_only(client: TestClient[Any, Any], engine: Engine
     page = await client.get(f"/review/conversations/{CONV.replace('/', '%2F')}")
     html = await page.text()
     assert page.status == 200 and "保留此会话" not in html
-    assert "export?format=csv" in html  # any reviewer may export
+    assert "?export=csv" in html  # any reviewer may export
     with engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM legal_hold")).scalar_one() == 0
 
@@ -161,12 +161,16 @@ async def test_the_export_downloads_one_conversation_neutralised_and_audited(
     lines = await (await client.get(path, params={"format": "jsonl"})).read()
     objects = [json.loads(line) for line in lines.decode().splitlines()]
     assert [o["text"] for o in objects] == [HOSTILE, "第二行\n换行"]
+    page = f"/review/conversations/{CONV.replace('/', '%2F')}"
+    linked = await client.get(page, params={"export": "jsonl"})  # the page's own link
+    assert linked.status == 200 and await linked.read() == lines
     assert (await client.get(path, params={"format": "xlsx"})).status == 400
     missing = await client.get("/review/conversations/kf%3Anone/export")
     assert missing.status == 404
     exports = audit_rows(engine, "export")
     assert [(r.actor, r.target, json.loads(r.detail)) for r in exports] == [
         ("li", CONV, {"format": "csv", "rows": 2}),
+        ("li", CONV, {"format": "jsonl", "rows": 2}),
         ("li", CONV, {"format": "jsonl", "rows": 2}),
     ]
 

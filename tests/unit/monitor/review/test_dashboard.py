@@ -55,7 +55,7 @@ def seeded_alerts() -> list[OpenAlert]:
         for _ in range(200)
     ]
     for n, first_at in enumerate(starts):
-        kind = rnd.choice(list(AlertKind))
+        kind = rnd.choice((AlertKind.CUSTOMER_RISK, AlertKind.STAFF_MISCONDUCT))
         staff, name = rnd.choice(STAFF)
         status = rnd.choice(list(AlertStatus))
         closed_at = (

@@ -84,7 +84,7 @@ def audit_rows(engine: Engine, action: str) -> list[AuditEventRecord]:
 
 
 def result_ids(html: str) -> list[int]:
-    return [int(m) for m in re.findall(r"\?at=(\d+)#m\d+", html)]
+    return [int(m) for m in re.findall(r'href="/review/messages/(\d+)"', html)]
 
 
 async def test_search_marks_the_match_escapes_chat_text_and_links_to_the_message(
@@ -97,7 +97,10 @@ async def test_search_marks_the_match_escapes_chat_text_and_links_to_the_message
     assert result_ids(html) == [3, 2]
     assert "<script>alert" not in html
     assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;我要<mark>维权</mark>&amp;退款" in html
-    assert f'href="/review/conversations/{CONV.replace(":", "%3A")}?at=2#m2"' in html
+    link = await client.get("/review/messages/2", allow_redirects=False)
+    assert link.status == 303
+    assert unquote(link.headers["Location"]) == f"/review/conversations/{CONV}?at=2#m2"
+    assert (await client.get("/review/messages/999999", allow_redirects=False)).status == 404
     [event] = audit_rows(engine, "search")
     assert event.actor == "alice" and event.target == ""
     assert json.loads(event.detail) == {"q": "维权", "page": "1", "found": "2"}
@@ -224,3 +227,23 @@ def test_search_filter_parses_leniently() -> None:
     wanted = search_filter({"q": "  a b  ", "severity": "x", "state": "claimed", "page": "0"})
     assert (wanted.text, wanted.severity, wanted.state, wanted.page) == ("a b", None, "claimed", 1)
     assert search_filter({"q": "y" * 100}).text == "y" * 64
+
+
+async def test_pseudonymised_results_and_exports_never_name_the_customer(
+    aiohttp_client, writer: GroupCommitWriter, clock: FakeClock
+) -> None:
+    await add_reviewer(writer, "bob", PASSWORD, hasher=FAST_HASHER)
+    archive = Archive(writer, clock=lambda: T0)
+    await archive.store_inbound(record(1, "我要维权", from_user="wmCust", direction="customer"))
+    settings = ReviewSettings(pseudonymise=True, pseudonym_key="k" * 32)
+    services = review_services(writer, settings, clock=clock)
+    bob: TestClient = await aiohttp_client(review_test_app(services))
+    await login(bob, "bob", PASSWORD)
+    html = await (await bob.get("/review/search", params={"q": "维权"})).text()
+    assert result_ids(html) == [1] and "<mark>维权</mark>" in html
+    assert "wmCust" not in html and "客户-" in html
+    for fmt in ("csv", "jsonl"):
+        body = await (
+            await bob.get("/review/search/export", params={"q": "维权", "format": fmt})
+        ).read()
+        assert "我要维权" in body.decode("utf-8-sig") and b"wmCust" not in body
