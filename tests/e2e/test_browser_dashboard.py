@@ -23,18 +23,12 @@ from monitor.alerts import store
 from monitor.alerts.policy import AlertKind, AlertStatus, OpenAlert
 from monitor.archive import make_engine
 from rules.models import Severity
-from tests.e2e.test_review_browser import CHROMIUM, SCREENSHOTS, run_bot
 from tests.support.app import ServerProcess, free_port, write_config
+from tests.support.browser import BROWSER_MARKS, SCREENSHOTS, launch, open_page, run_bot
 
 PASSWORD = "reviewer-password-1"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"browser test skipped: no chromium at {CHROMIUM} (make browser installs it)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 CUSTOMER_WORDS = (("维权", Severity.HIGH), ("投诉", Severity.HIGH), ("12315", Severity.CRITICAL))
 STAFF_WORDS = (
@@ -138,27 +132,9 @@ def test_dashboard_charts_render_and_a_bar_opens_the_filtered_queue(server: Serv
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(pw)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="zh-CN")
-            errors: list[str] = []
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.on(
-                "response",
-                lambda resp: (
-                    errors.append(f"{resp.status} {resp.url}") if resp.status >= 400 else None
-                ),
-            )
+            page, errors = open_page(browser, height=900)
             page.goto(f"{server.base}/review/dashboard")
             expect(page).to_have_url(f"{server.base}/review/login?next=/review/dashboard")
             page.fill("input[name=username]", "li")

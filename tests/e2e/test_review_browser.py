@@ -8,40 +8,17 @@ the README shows (docs/screenshots/). Skipped, saying why, when chromium is not 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support.app import ServerProcess, free_port, write_config
-from tests.support.paths import REPO
+from tests.support.browser import BROWSER_MARKS, SCREENSHOTS, launch, open_page, run_bot
 
-CHROMIUM = os.environ.get("SENTINEL_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = REPO / "docs" / "screenshots"
 PASSWORD = "reviewer-password-1"
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason=f"browser test skipped: no chromium at {CHROMIUM} (make browser installs it)",
-    ),
-]
-
-
-def run_bot(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(REPO / "run_bot.py"), *args, "--config", str(config)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        cwd=REPO,
-    )
+pytestmark = BROWSER_MARKS
 
 
 @pytest.fixture
@@ -80,27 +57,9 @@ def test_reviewer_resolves_a_flagged_conversation_in_chromium(
     proc, _config = server
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        browser = launch(pw)
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 860}, locale="zh-CN")
-            errors: list[str] = []
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.on(
-                "response",
-                lambda resp: (
-                    errors.append(f"{resp.status} {resp.url}") if resp.status >= 400 else None
-                ),
-            )
+            page, errors = open_page(browser, height=860)
             page.goto(f"{proc.base}/review/")
             expect(page).to_have_url(f"{proc.base}/review/login?next=/review/")
             page.fill("input[name=username]", "li")
