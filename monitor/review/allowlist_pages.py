@@ -19,13 +19,11 @@ records it; if recording fails the file is put back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from aiohttp import web
-from sqlalchemy import Connection, Engine
 
 from monitor.alerts import store
 from monitor.archive.audit import record_audit_event
@@ -59,6 +57,7 @@ from monitor.review.rule_edit import (
     restore_rule_file,
     write_allow_phrase,
 )
+from monitor.review.services import read_in_thread
 from monitor.review.transitions import ActionRefused
 
 __all__ = ["add_allowlist_routes", "allowlist_url", "offer_url"]
@@ -93,14 +92,6 @@ def add_allowlist_routes(app: web.Application) -> None:
     app.router.add_post("/admin/allowlist/{proposal_id:\\d+}/reject", reject_action)
 
 
-async def _read(engine: Engine, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with engine.connect() as conn:
-            return work(conn)
-
-    return await asyncio.to_thread(run)
-
-
 def _flashes(request: web.Request) -> list[Flash]:
     found = _DONE.get(request.query.get("done", ""))
     return [found] if found is not None else []
@@ -130,7 +121,7 @@ async def offer_page(request: web.Request) -> web.Response:
     """``GET /review/cases/{alert_id}/allow``: each hit of the case with a suggested phrase."""
     services = services_of(request)
     alert_id = request.match_info["alert_id"]
-    row, hits = await _read(
+    row, hits = await read_in_thread(
         services.engine,
         lambda conn: (store.load_alert(conn, alert_id), load_case_hits(conn, alert_id)),
     )
@@ -222,7 +213,7 @@ class _Checked:
 async def _check(request: web.Request, want: _Request) -> _Checked:
     services = services_of(request)
     paths = _rule_paths(request)
-    hit, proposal = await _read(
+    hit, proposal = await read_in_thread(
         services.engine,
         lambda conn: (
             load_hit(conn, want.hit_id) if want.hit_id is not None else None,
@@ -249,7 +240,7 @@ async def _check(request: web.Request, want: _Request) -> _Checked:
 async def _backtest(request: web.Request, checked: _Checked) -> Backtest:
     rule_file = checked.rule_file
     assert rule_file is not None
-    return await _read(
+    return await read_in_thread(
         services_of(request).engine,
         lambda conn: run_backtest(
             conn, checked.want.group, checked.phrase, current_allow=rule_file.group_allow
@@ -407,7 +398,7 @@ async def admin_page(request: web.Request) -> web.Response:
     """``GET /review/admin/allowlist`` (admins): pending proposals and the latest decisions."""
     require_admin(request)
     services = services_of(request)
-    pending, decided = await _read(services.engine, list_proposals)
+    pending, decided = await read_in_thread(services.engine, list_proposals)
     base = services.settings.path
     return render_page(
         request,

@@ -14,18 +14,16 @@ long conversation never sits in memory. The export is audited before the first b
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import itertools
 import re
-from collections.abc import Callable
 from datetime import datetime
 from typing import TypeVar
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from monitor.archive.audit import record_audit_event
 from monitor.archive.export import (
@@ -38,6 +36,7 @@ from monitor.archive.export import (
 )
 from monitor.review.auth import current_reviewer, services_of, web_audit_event
 from monitor.review.pseudonyms import pseudonymiser_for
+from monitor.review.services import read_in_thread
 
 __all__ = ["PAGE_ROWS", "add_case_export_routes", "download_name", "export_conversation"]
 
@@ -59,14 +58,6 @@ def download_name(conversation_id: str, fmt: str, now: datetime) -> str:
 
 def _disposition(name: str, fmt: str) -> str:
     return f"attachment; filename=\"conversation.{fmt}\"; filename*=UTF-8''{quote(name, safe='')}"
-
-
-async def _read(engine: Engine, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with engine.connect() as conn:
-            return work(conn)
-
-    return await asyncio.to_thread(run)
 
 
 def _page(conn: Connection, conversation_id: str, after: int) -> list[ExportRow]:
@@ -92,7 +83,7 @@ async def export_conversation(
     privacy = await pseudonymiser_for(request)
     services = services_of(request)
     reviewer = current_reviewer(request)
-    total = await _read(
+    total = await read_in_thread(
         services.engine, lambda conn: count_messages(conn, conversation=conversation_id)
     )
     if not total:
@@ -119,7 +110,7 @@ async def export_conversation(
         await response.write(csv_header())
     after = 0
     while True:
-        rows = await _read(
+        rows = await read_in_thread(
             services.engine, functools.partial(_page, conversation_id=conversation_id, after=after)
         )
         if not rows:

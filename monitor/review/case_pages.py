@@ -7,14 +7,12 @@ group-commit writer; every conversation view and every action is audited.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 from aiohttp import web
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from monitor.alerts import store
 from monitor.review.auth import client_address, current_reviewer, services_of
@@ -26,6 +24,7 @@ from monitor.review.params import int_param
 from monitor.review.pseudonyms import pseudonymiser_for
 from monitor.review.queue import STATE_LABELS, QueueFilter, load_queue
 from monitor.review.render import render_page
+from monitor.review.services import read_in_thread
 from monitor.review.thread import MAX_SHOWN, load_thread
 from monitor.review.transitions import ActionRefused, CaseAction
 
@@ -49,19 +48,11 @@ def add_case_page_routes(app: web.Application) -> None:
     app.router.add_post("/cases/{alert_id}/{action}", case_action)
 
 
-async def _read(engine: Engine, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with engine.connect() as conn:
-            return work(conn)
-
-    return await asyncio.to_thread(run)
-
-
 async def queue_page(request: web.Request) -> web.Response:
     """``GET /review/``: open cases, most severe and oldest first, with filters and paging."""
     services = services_of(request)
     wanted = QueueFilter.from_query(request.query)
-    page, reviewers = await _read(
+    page, reviewers = await read_in_thread(
         services.engine,
         lambda conn: (
             load_queue(conn, wanted, page_size=services.settings.page_size),
@@ -105,7 +96,7 @@ async def _render_conversation(
     services = services_of(request)
     context = _context_size(request.query.get("context"), services.settings.context_messages)
     at = int_param(request.query.get("at"), 1, 2**62)  # a search result's message: shown in view
-    thread, cases, reviewers = await _read(
+    thread, cases, reviewers = await read_in_thread(
         services.engine,
         lambda conn: (
             load_thread(conn, conversation_id, context=context, at=at),
@@ -219,7 +210,7 @@ async def note_action(request: web.Request) -> web.StreamResponse:
 
 
 async def _conversation_of(engine: Engine, alert_id: str) -> str | None:
-    row: Any = await _read(engine, lambda conn: store.load_alert(conn, alert_id))
+    row: Any = await read_in_thread(engine, lambda conn: store.load_alert(conn, alert_id))
     return None if row is None else str(row.conversation_id)
 
 

@@ -8,7 +8,6 @@ here with every bar and table cell linking to the queue filtered to the cases it
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import date
 from urllib.parse import urlencode
@@ -37,6 +36,7 @@ from monitor.review.dashboard import (
     utc_today,
 )
 from monitor.review.render import render_page
+from monitor.review.services import read_in_thread
 from rules.models import Severity
 
 __all__ = [
@@ -226,11 +226,10 @@ async def dashboard_page(request: web.Request) -> web.Response:
     now = services.clock()
     wanted = DashboardRange.from_query(request.query, utc_today(now))
 
-    def read() -> Dashboard:
-        with services.engine.connect() as conn:
-            return load_dashboard(conn, wanted, top=TOP, fp_min_closed=FP_MIN_CLOSED)
-
-    data = await asyncio.to_thread(read)
+    data = await read_in_thread(
+        services.engine,
+        lambda conn: load_dashboard(conn, wanted, top=TOP, fp_min_closed=FP_MIN_CLOSED),
+    )
     event = AuditEvent(
         at=now,
         actor=reviewer.username,

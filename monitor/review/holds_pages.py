@@ -13,8 +13,6 @@ retention purge: ``docs/retention.md``.
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from sqlalchemy import Connection
 
@@ -30,6 +28,7 @@ from monitor.review.auth import (
 from monitor.review.flash import Flash
 from monitor.review.pseudonyms import pseudonymiser_for
 from monitor.review.render import render_page
+from monitor.review.services import read_in_thread
 
 __all__ = ["DONE", "add_hold_routes"]
 
@@ -41,13 +40,7 @@ DONE = {
 
 
 async def _holds(request: web.Request) -> list[Hold]:
-    engine = services_of(request).engine
-
-    def read() -> list[Hold]:
-        with engine.connect() as conn:
-            return list_holds(conn)
-
-    return await asyncio.to_thread(read)
+    return await read_in_thread(services_of(request).engine, list_holds)
 
 
 async def _page(

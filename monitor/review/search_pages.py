@@ -23,7 +23,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, select
 
 from monitor.alerts.policy import AlertStatus
 from monitor.archive.audit import record_audit_event
@@ -45,6 +45,7 @@ from monitor.review.params import date_param, int_param, text_param
 from monitor.review.pseudonyms import pseudonymiser_for
 from monitor.review.queue import STATE_LABELS
 from monitor.review.render import render_page
+from monitor.review.services import read_in_thread
 from monitor.review.thread import SPEAKERS
 from rules.models import Severity
 
@@ -87,7 +88,7 @@ async def message_link(request: web.Request) -> web.Response:
             select(MESSAGES.c.conversation_id).where(MESSAGES.c.id == message_id)
         ).scalar_one_or_none()
 
-    conversation_id = await _read(services.engine, read)
+    conversation_id = await read_in_thread(services.engine, read)
     if not conversation_id:
         raise web.HTTPNotFound(text="这条消息不存在或不属于任何会话")
     at = f"?at={message_id}#m{message_id}"
@@ -115,21 +116,13 @@ def search_filter(query: Mapping[str, Any]) -> SearchFilter:
     )
 
 
-async def _read(engine: Engine, work: Callable[[Connection], T]) -> T:
-    def run() -> T:
-        with engine.connect() as conn:
-            return work(conn)
-
-    return await asyncio.to_thread(run)
-
-
 async def search_page(request: web.Request) -> web.Response:
     """``GET /review/search``: the form, and one page of matches when something is asked."""
     services = services_of(request)
     wanted = search_filter(request.query)
     page: SearchPage | None = None
     if not wanted.empty:
-        page = await _read(
+        page = await read_in_thread(
             services.engine, lambda conn: search_messages(conn, wanted, page_size=PAGE_SIZE)
         )
         event = web_audit_event(
@@ -226,7 +219,7 @@ async def search_export(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         before: int | None = None
         while True:
-            chunk = await _read(services.engine, _next_chunk(wanted, before))
+            chunk = await read_in_thread(services.engine, _next_chunk(wanted, before))
             if chunk or sent == 0:
                 shown = [privacy.export_row(row) for row in chunk]
                 await response.write(_encode(shown, fmt, first=sent == 0))

@@ -8,13 +8,15 @@ client is given (keys under ``redis_prefix``), else in the database.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from argon2 import PasswordHasher
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor.alerts.intake import CardStyle
 from monitor.archive.writer import GroupCommitWriter
@@ -23,7 +25,20 @@ from monitor.review.sessions import DatabaseSessionStore, RedisSessionStore, Ses
 from monitor.review.settings import ReviewSettings
 from monitor.review.throttle import DatabaseFailureLog, LoginThrottle, RedisFailureLog
 
-__all__ = ["ReviewServices", "build_review_services"]
+__all__ = ["ReviewServices", "build_review_services", "read_in_thread"]
+
+T = TypeVar("T")
+
+
+async def read_in_thread(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``work`` on a connection of ``engine``, in a thread: how the pages read the database
+    without blocking the event loop."""
+
+    def run() -> T:
+        with engine.connect() as conn:
+            return work(conn)
+
+    return await asyncio.to_thread(run)
 
 
 def _utcnow() -> datetime:
