@@ -24,7 +24,13 @@ from monitor.alerts.policy import AlertKind, AlertStatus, OpenAlert
 from monitor.archive import make_engine
 from rules.models import Severity
 from tests.support.app import ServerProcess, free_port, write_config
-from tests.support.browser import BROWSER_MARKS, SCREENSHOTS, launch, open_page, run_bot
+from tests.support.browser import (
+    BROWSER_MARKS,
+    SCREENSHOTS,
+    add_reviewer,
+    launch,
+    open_page,
+)
 
 PASSWORD = "reviewer-password-1"
 
@@ -106,10 +112,7 @@ def realistic_cases(today: datetime, n: int = 160) -> list[OpenAlert]:
 def server(tmp_path: Path, sqlite_url: str) -> Iterator[ServerProcess]:
     port = free_port()
     config = write_config(tmp_path, sqlite_url, port=port, extra='[alerts]\nmanagers = ["mgr1"]\n')
-    added = run_bot(
-        config, "users", "add", "li", "--role", "reviewer", stdin=f"{PASSWORD}\n{PASSWORD}\n"
-    )
-    assert added.returncode == 0, added.stderr
+    add_reviewer(config, "li", PASSWORD)
     engine = make_engine(sqlite_url)
     try:
         with engine.begin() as conn:

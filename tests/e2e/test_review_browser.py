@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.app import ServerProcess, free_port, write_config
-from tests.support.browser import BROWSER_MARKS, SCREENSHOTS, launch, open_page, run_bot
+from tests.support.browser import (
+    BROWSER_MARKS,
+    SCREENSHOTS,
+    add_reviewer,
+    launch,
+    open_page,
+    send_texts,
+)
 
 PASSWORD = "reviewer-password-1"
 
@@ -25,25 +32,11 @@ pytestmark = BROWSER_MARKS
 def server(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[ServerProcess, Path]]:
     port = free_port()
     config = write_config(tmp_path, sqlite_url, port=port, extra='[alerts]\nmanagers = ["mgr1"]\n')
-    added = run_bot(
-        config, "users", "add", "li", "--role", "reviewer", stdin=f"{PASSWORD}\n{PASSWORD}\n"
-    )
-    assert added.returncode == 0, added.stderr
+    add_reviewer(config, "li", PASSWORD)
     proc = ServerProcess(config, port)
     try:
         proc.wait_ready()
-        for text in ("你好，请问发货了吗", "再不退款我就去12315维权", "谢谢"):
-            sent = run_bot(
-                config,
-                "simulate",
-                "--text",
-                text,
-                "--from",
-                "zhangsan",
-                "--url",
-                f"{proc.base}/wecom/callback",
-            )
-            assert sent.returncode == 0, sent.stdout + sent.stderr
+        send_texts(config, proc.base, ("你好，请问发货了吗", "再不退款我就去12315维权", "谢谢"))
         yield proc, config
     finally:
         proc.close()

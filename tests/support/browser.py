@@ -49,6 +49,20 @@ def run_bot(config: Path, *args: str, stdin: str = "") -> subprocess.CompletedPr
     )
 
 
+def add_reviewer(config: Path, name: str, password: str) -> None:
+    """``users add NAME --role reviewer``, the password given twice on stdin."""
+    added = run_bot(config, "users", "add", name, "--role", "reviewer", stdin=f"{password}\n" * 2)
+    assert added.returncode == 0, added.stderr
+
+
+def send_texts(config: Path, base: str, texts: tuple[str, ...], sender: str = "zhangsan") -> None:
+    """Each text through ``simulate`` to the callback of the server at ``base``."""
+    for text in texts:
+        url = f"{base}/wecom/callback"
+        sent = run_bot(config, "simulate", "--text", text, "--from", sender, "--url", url)
+        assert sent.returncode == 0, sent.stdout + sent.stderr
+
+
 def launch(pw: Any) -> Any:
     """Debian's chromium, headless, without sandbox or background traffic."""
     return pw.chromium.launch(executable_path=CHROMIUM, args=_ARGS)
